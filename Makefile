@@ -1,0 +1,40 @@
+# One command to watch a stream (`make serve`), one to pass every test (`make test`).
+# Both set up .venv from pyproject.toml first; `make test` also installs Debian's chromium.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS ?= --viewer
+
+.PHONY: setup serve test lint chromium bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+serve: setup
+	$(BIN)/dronecam serve $(ARGS)
+
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: setup chromium lint
+	$(BIN)/pytest; status=$$?; \
+	if [ $$status = 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
+	exit $$status
+
+bench: setup
+	$(BIN)/dronecam bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,163 @@
+"""The `dronecam` command: serve, stats, view, snapshot, bench and more (`dronecam --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from .core import protocol
+
+
+def _add_serve(commands) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the stream server (synthetic camera by default)",
+        description="Serve the camera at ws://HOST:PORT/ws with the original device's protocol.",
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080)")
+    parser.add_argument(
+        "--source",
+        default="synthetic:",
+        help="camera URI: synthetic: (default); see docs/sources.md",
+    )
+    parser.add_argument(
+        "--max-clients",
+        type=int,
+        default=protocol.MAX_CLIENTS,
+        help="clients served at once; the next is refused (default: 5)",
+    )
+    parser.add_argument(
+        "--fps", type=float, default=protocol.DEFAULT_FPS, help="frames per second (default: 30)"
+    )
+    parser.add_argument(
+        "--size",
+        default="%dx%d" % (protocol.DEFAULT_WIDTH, protocol.DEFAULT_HEIGHT),
+        help="frame size WIDTHxHEIGHT (default: 640x480)",
+    )
+    parser.add_argument(
+        "--quality",
+        type=int,
+        default=protocol.DEFAULT_QUALITY,
+        help="JPEG quality on the OV2640 scale, 0 best .. 63 worst (default: 12)",
+    )
+    parser.add_argument(
+        "--heartbeat-ms",
+        type=int,
+        default=protocol.HEARTBEAT_INTERVAL_MS,
+        help="heartbeat interval, 100-2000 ms (default: 1000)",
+    )
+    parser.add_argument(
+        "--stream-timeout-ms",
+        type=int,
+        default=protocol.STREAM_TIMEOUT_MS,
+        help="close a client that takes no frame this long (default: 5000)",
+    )
+    parser.add_argument(
+        "--max-frame-bytes",
+        type=int,
+        default=protocol.MAX_FRAME_SIZE,
+        help="larger frames are dropped and counted (default: 100000)",
+    )
+    parser.add_argument(
+        "--send-buffer",
+        type=int,
+        default=32 * 1024,
+        help="kernel send buffer per client, bytes (default: 32768)",
+    )
+    parser.add_argument(
+        "--viewer",
+        action="store_true",
+        help="also serve the browser viewer at http://HOST:PORT/ (off by default)",
+    )
+    parser.add_argument("--loop", action="store_true", help="loop file sources")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every connection event")
+    parser.set_defaults(run=_run_serve)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit("dronecam: --size must look like 640x480, not %r" % text) from None
+    return width, height
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .core.hub import Hub
+    from .core.source import Feed, FeedSettings, SourceError
+    from .server import ServerSettings, StreamServer
+    from .sources import SourceSettings, make_source
+
+    width, height = _parse_size(args.size)
+    try:
+        source = make_source(
+            args.source, SourceSettings(width, height, args.fps, args.quality, args.loop)
+        )
+        settings = ServerSettings(
+            host=args.host,
+            port=args.port,
+            max_clients=args.max_clients,
+            stream_timeout_ms=args.stream_timeout_ms,
+            heartbeat_interval_ms=args.heartbeat_ms,
+            send_buffer_bytes=args.send_buffer,
+            viewer_html=_viewer_html() if args.viewer else None,
+        )
+    except (SourceError, ValueError) as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 2
+    feed = Feed(
+        source,
+        Hub(),
+        FeedSettings(max_frame_bytes=args.max_frame_bytes),
+        log=logging.getLogger("dronecam.camera").info,
+    )
+    server = StreamServer(feed, settings)
+
+    async def serve() -> None:
+        await feed.open()
+        await server.serve_forever()
+
+    try:
+        asyncio.run(serve())
+    except SourceError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(
+            "dronecam: cannot listen on %s:%d: %s"
+            % (args.host, args.port, error.strerror or error),
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _viewer_html() -> bytes:
+    from importlib.resources import files
+
+    return (files("dronecam") / "viewer.html").read_bytes()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dronecam",
+        description="Live drone-camera video over WebSocket (ws://HOST:PORT/ws).",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_serve(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(message)s",
+    )
+    logging.getLogger("dronecam.websocket").setLevel(logging.WARNING)
+    return int(args.run(args) or 0)

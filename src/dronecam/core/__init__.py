@@ -1,0 +1,1 @@
+"""The pure core shared by the host server, the firmware and the clients: no I/O here."""

@@ -1,0 +1,210 @@
+"""The wire contract of docs/protocol.md: limits, JSON messages, commands and the frame tag.
+
+Pure functions only, in the subset of Python that CPython and MicroPython share: the host
+server, the firmware and the clients all import this one file.
+"""
+
+import json
+import struct
+
+from .compat import const
+
+PROTOCOL_VERSION = const(1)
+
+# §1 Endpoint and limits (the original's StreamConfig, same names and defaults).
+WS_PATH = "/ws"
+DEVICE_PORT = const(80)
+MAX_CLIENTS = const(5)
+MAX_FRAME_SIZE = const(100000)
+STREAM_TIMEOUT_MS = const(5000)
+HEARTBEAT_INTERVAL_MS = const(1000)
+HANDSHAKE_TIMEOUT_MS = const(5000)
+MAX_CLIENT_MESSAGE_BYTES = const(4096)
+MAX_WINDOW = const(64)
+
+WELCOME_MESSAGE = "Connected to 30fps drone camera stream"
+
+# §4 Close codes (RFC 6455 §7.4.1).
+CLOSE_NORMAL = const(1000)
+CLOSE_GOING_AWAY = const(1001)
+CLOSE_PROTOCOL_ERROR = const(1002)
+CLOSE_UNSUPPORTED_DATA = const(1003)
+CLOSE_INVALID_DATA = const(1007)
+CLOSE_POLICY_VIOLATION = const(1008)
+CLOSE_TOO_BIG = const(1009)
+CLOSE_TRY_AGAIN_LATER = const(1013)
+
+# §3 Commands a client may send, as text.
+PING = "ping"
+GET_STATS = "get_stats"
+CLOCK = "clock"
+WINDOW = "window"
+ACK = "ack"
+PONG = "pong"
+
+CAMERA_STARTING = "starting"
+CAMERA_OK = "ok"
+CAMERA_STALLED = "stalled"
+CAMERA_FAILED = "failed"
+
+
+class ProtocolError(Exception):
+    """A client message the contract does not allow; `reply` is the JSON error to send back."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reply = error_message(code, message)
+
+
+def json_object(pairs) -> str:
+    """JSON text with keys in the given order, byte-identical on CPython and MicroPython."""
+    return "{" + ", ".join([json.dumps(k) + ": " + json.dumps(v) for k, v in pairs]) + "}"
+
+
+def _with_extra(pairs, extra) -> str:
+    if extra:
+        for key in sorted(extra):
+            pairs.append((key, extra[key]))
+    return json_object(pairs)
+
+
+# §2 Server messages. Fields in the contract come first and never go away; extras follow.
+def welcome_message(extra=None) -> str:
+    return _with_extra([("type", "welcome"), ("message", WELCOME_MESSAGE)], extra)
+
+
+def heartbeat_message(fps: float, clients: int, extra=None) -> str:
+    return _with_extra([("type", "heartbeat"), ("fps", round(fps, 1)), ("clients", clients)], extra)
+
+
+def stats_message(clients: int, fps: float, frames: int, extra=None) -> str:
+    pairs = [("type", "stats"), ("clients", clients), ("fps", round(fps, 1)), ("frames", frames)]
+    return _with_extra(pairs, extra)
+
+
+def error_message(code: str, message: str) -> str:
+    return json_object([("type", "error"), ("error", code), ("message", message)])
+
+
+def clock_message(server_us: int) -> str:
+    return json_object([("type", "clock"), ("server_us", server_us)])
+
+
+def window_message(window: int) -> str:
+    return json_object([("type", "window"), ("window", window)])
+
+
+def parse_command(text: str):
+    """Split a client's text message into (command, argument).
+
+    Returns:
+        (PING | GET_STATS | CLOCK, None), (WINDOW, frames) or (ACK, count).
+    Raises:
+        ProtocolError: for anything else; its `reply` says what was wrong.
+    """
+    if len(text) > MAX_CLIENT_MESSAGE_BYTES:
+        raise ProtocolError("too_big", "commands are at most %d bytes" % MAX_CLIENT_MESSAGE_BYTES)
+    words = text.strip().split()
+    name = words[0] if words else ""
+    if name in (PING, GET_STATS, CLOCK) and len(words) == 1:
+        return name, None
+    if name == ACK and len(words) <= 2:
+        return ACK, _number(words[1], 1, MAX_WINDOW) if len(words) == 2 else 1
+    if name == WINDOW and len(words) == 2:
+        return WINDOW, _number(words[1], 0, MAX_WINDOW)
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    raise ProtocolError(
+        "unknown_command",
+        "unknown command %s; send ping, get_stats, clock, window N or ack" % json.dumps(shown),
+    )
+
+
+def _number(word: str, low: int, high: int) -> int:
+    if word.isdigit() and len(word) <= 6:
+        value = int(word)
+        if low <= value <= high:
+            return value
+    raise ProtocolError("bad_argument", "expected a whole number from %d to %d" % (low, high))
+
+
+# §5 The frame tag: a JPEG COM segment right after SOI (docs/protocol.md §5).
+SOI = b"\xff\xd8"
+EOI = b"\xff\xd9"
+TAG_MAGIC = b"DCAM"
+_TAG_FORMAT = ">2sH4sBIQ"  # COM marker, segment length, magic, version, seq, capture_us
+TAG_SIZE = const(21)  # struct.calcsize(_TAG_FORMAT)
+_TAG_SEGMENT_LENGTH = const(TAG_SIZE - 2)
+_COM = b"\xff\xfe"
+_SEQ_MASK = const(0xFFFFFFFF)
+
+
+def write_tag(buffer, offset: int, seq: int, capture_us: int) -> None:
+    """Write the TAG_SIZE-byte tag segment into `buffer` at `offset` (no allocation)."""
+    struct.pack_into(
+        _TAG_FORMAT,
+        buffer,
+        offset,
+        _COM,
+        _TAG_SEGMENT_LENGTH,
+        TAG_MAGIC,
+        PROTOCOL_VERSION,
+        seq & _SEQ_MASK,
+        capture_us,
+    )
+
+
+def tag_jpeg_into(buffer, offset: int, jpeg, seq: int, capture_us: int) -> int:
+    """Copy `jpeg` into `buffer` at `offset` with the tag after its SOI; return the end offset."""
+    end = offset + len(jpeg) + TAG_SIZE
+    buffer[offset : offset + 2] = SOI
+    write_tag(buffer, offset + 2, seq, capture_us)
+    buffer[offset + 2 + TAG_SIZE : end] = memoryview(jpeg)[2:]
+    return end
+
+
+def tag_jpeg(jpeg, seq: int, capture_us: int) -> bytearray:
+    """The JPEG with a tag inserted after its SOI marker: still a valid JPEG."""
+    tagged = bytearray(len(jpeg) + TAG_SIZE)
+    tag_jpeg_into(tagged, 0, jpeg, seq, capture_us)
+    return tagged
+
+
+def read_tag(jpeg):
+    """(seq, capture_us) from a tagged JPEG, or None if it carries no dronecam tag."""
+    if len(jpeg) < 2 + TAG_SIZE or bytes(jpeg[0:2]) != SOI:
+        return None
+    fields = struct.unpack_from(_TAG_FORMAT, jpeg, 2)
+    if fields[0] != _COM or fields[1] != _TAG_SEGMENT_LENGTH or fields[2] != TAG_MAGIC:
+        return None
+    return fields[4], fields[5]
+
+
+def check_jpeg(jpeg, max_bytes: int = MAX_FRAME_SIZE):
+    """None if `jpeg` may be sent, else the reason it may not (a camera fault, §6)."""
+    size = len(jpeg)
+    if size > max_bytes:
+        return "oversized"
+    if size < 4 or bytes(jpeg[0:2]) != SOI:
+        return "corrupt"
+    # Cameras pad after EOI (the OV2640 does); a truncated frame has no EOI near its end.
+    tail = bytes(jpeg[-32:]) if size > 32 else bytes(jpeg)
+    if tail.find(EOI) < 0:
+        return "truncated"
+    return None
+
+
+# §7 Camera defaults: the original's VGA, quality 12 on the OV2640's 0-63 scale, 2 buffers.
+DEFAULT_WIDTH = const(640)
+DEFAULT_HEIGHT = const(480)
+DEFAULT_FPS = const(30)
+DEFAULT_QUALITY = const(12)
+FRAME_BUFFERS = const(2)
+
+
+def quality_percent(ov2640_quality: int) -> int:
+    """The OV2640 scale (0 best .. 63 worst) as a 0-100 % JPEG quality (100 best)."""
+    if not 0 <= ov2640_quality <= 63:
+        raise ValueError("JPEG quality is 0 (best) to 63 (worst) on the OV2640 scale")
+    return round(100 - ov2640_quality * 100 / 63)

@@ -1,0 +1,158 @@
+"""What a camera source is, and the feed that pumps it into the hub with a watchdog (§6).
+
+A source has three coroutines: `open()`, `read()` (the next JPEG, paced by the source) and
+`close()`. The feed stamps, checks, tags and publishes each frame; a source that raises,
+stalls or sends bad frames is closed and reopened with backoff while clients stay connected.
+"""
+
+import asyncio
+
+from .compat import MonotonicClock, ticks_diff, ticks_ms
+from .hub import Hub, build_frame
+from .protocol import (
+    CAMERA_FAILED,
+    CAMERA_OK,
+    CAMERA_STALLED,
+    CAMERA_STARTING,
+    MAX_FRAME_SIZE,
+    check_jpeg,
+)
+
+
+class SourceError(Exception):
+    """A camera or input problem, worded for the user: what failed and what to do."""
+
+
+class FeedSettings:
+    """How the feed judges a source: frame limit, stall timeout, bad-frame tolerance, backoff."""
+
+    def __init__(
+        self,
+        max_frame_bytes: int = MAX_FRAME_SIZE,
+        stall_timeout_ms: int = 2000,
+        bad_frames_before_restart: int = 5,
+        retry_min_ms: int = 250,
+        retry_max_ms: int = 8000,
+    ) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self.stall_timeout_ms = stall_timeout_ms
+        self.bad_frames_before_restart = bad_frames_before_restart
+        self.retry_min_ms = retry_min_ms
+        self.retry_max_ms = retry_max_ms
+
+
+class Pacer:
+    """Waits for frame deadlines on the monotonic clock: no drift, and no burst after a stall."""
+
+    def __init__(self, fps: float) -> None:
+        self.period_ms = 1000 / fps
+        self._start_ms = ticks_ms()
+        self._frames = 0
+
+    async def wait(self) -> None:
+        self._frames += 1
+        due_ms = self._frames * self.period_ms
+        late_ms = ticks_diff(ticks_ms(), self._start_ms) - due_ms
+        if late_ms > self.period_ms:
+            self._start_ms = ticks_ms()
+            self._frames = 0
+        elif late_ms < 0:
+            await asyncio.sleep(-late_ms / 1000)
+
+
+class Feed:
+    """Reads a source into a hub: the camera's state, counters and watchdog."""
+
+    def __init__(
+        self,
+        source,
+        hub: Hub,
+        settings: FeedSettings | None = None,
+        clock: MonotonicClock | None = None,
+        log=print,
+        frame_builder=build_frame,
+    ) -> None:
+        self.source = source
+        self.hub = hub
+        self.settings = settings or FeedSettings()
+        self.clock = clock or MonotonicClock()
+        self.log = log
+        self.frame_builder = frame_builder
+        self.state = CAMERA_STARTING
+        self.last_error = ""
+        self.frames_rejected = 0
+        self.restarts = 0
+        self._opened = False
+
+    async def open(self) -> None:
+        """Open the source once, letting its SourceError reach the caller (start-up checks)."""
+        await self.source.open()
+        self._opened = True
+
+    async def run(self) -> None:
+        """Publish frames forever; on a fault report it, reopen with backoff, go on."""
+        backoff_ms = self.settings.retry_min_ms
+        while True:
+            try:
+                if not self._opened:
+                    await self.source.open()
+                    self._opened = True
+                await self._pump()
+            except asyncio.CancelledError:
+                await self._close()
+                raise
+            except TimeoutError:
+                self._fault(CAMERA_STALLED, "no frame for %d ms" % self.settings.stall_timeout_ms)
+            except Exception as error:  # a source may fail in any way; report and retry
+                self._fault(CAMERA_FAILED, str(error) or type(error).__name__)
+            else:
+                self._fault(CAMERA_FAILED, "too many bad frames (%s)" % self.last_error)
+            if self.state == CAMERA_OK:
+                backoff_ms = self.settings.retry_min_ms
+            await self._close()
+            await asyncio.sleep(backoff_ms / 1000)
+            backoff_ms = min(2 * backoff_ms, self.settings.retry_max_ms)
+
+    async def _pump(self) -> None:
+        """Read and publish until a stall, an error, or too many bad frames in a row."""
+        bad_in_a_row = 0
+        timeout_s = self.settings.stall_timeout_ms / 1000
+        while bad_in_a_row < self.settings.bad_frames_before_restart:
+            jpeg = await asyncio.wait_for(self.source.read(), timeout_s)
+            capture_us = self.clock.now_us()
+            reason = check_jpeg(jpeg, self.settings.max_frame_bytes)
+            if reason:
+                self.frames_rejected += 1
+                self.last_error = "%s frame (%d bytes)" % (reason, len(jpeg))
+                bad_in_a_row += 1
+                continue
+            bad_in_a_row = 0
+            if self.state != CAMERA_OK:
+                self.log("[Camera] streaming (%s)" % getattr(self.source, "name", "camera"))
+                self.state = CAMERA_OK
+            self.hub.publish(self.frame_builder(jpeg, self.hub.next_seq(), capture_us))
+
+    def _fault(self, state: str, message: str) -> None:
+        self.state = state
+        self.last_error = message
+        self.restarts += 1
+        self.log("[Camera] %s: %s; re-initialising" % (state, message))
+
+    async def _close(self) -> None:
+        if self._opened:
+            self._opened = False
+            try:
+                await self.source.close()
+            except Exception as error:  # closing a broken camera may fail too; nothing to add
+                self.log("[Camera] close failed: %s" % error)
+
+    def status(self) -> dict:
+        """The camera fields heartbeats and stats carry."""
+        status = {
+            "camera": self.state,
+            "frames_rejected": self.frames_rejected,
+            "camera_restarts": self.restarts,
+        }
+        if self.state != CAMERA_OK and self.last_error:
+            status["camera_error"] = self.last_error
+        return status

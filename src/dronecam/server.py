@@ -1,0 +1,451 @@
+"""The host stream server: websockets' sans-I/O handshake and parser, frames written straight
+to each transport (docs/architecture.md §Host server).
+
+Every frame is framed once by the hub; a connection that can write takes the newest frame and
+hands the same bytes to its transport. A connection whose kernel buffer is full is paused by
+asyncio (`pause_writing`) and skips to the newest frame when it drains (`resume_writing`):
+at most one partly written frame waits in user space per client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidOrigin
+from websockets.frames import Frame as WebSocketFrame
+from websockets.frames import Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from .core import protocol
+from .core.compat import MonotonicClock, ticks_diff, ticks_ms
+from .core.hub import Hub, Subscription
+from .core.protocol import ProtocolError
+from .core.source import Feed
+from .core.websocket import OP_TEXT, frame
+
+log = logging.getLogger("dronecam.server")
+
+MAX_PENDING_REPLY_BYTES = 256 * 1024
+
+
+class ServerSettings:
+    """What `dronecam serve` configures; runtime state lives in StreamServer and Connection."""
+
+    def __init__(
+        self,
+        host: str = "0.0.0.0",
+        port: int = 8080,
+        max_clients: int = protocol.MAX_CLIENTS,
+        stream_timeout_ms: int = protocol.STREAM_TIMEOUT_MS,
+        heartbeat_interval_ms: int = protocol.HEARTBEAT_INTERVAL_MS,
+        handshake_timeout_ms: int = protocol.HANDSHAKE_TIMEOUT_MS,
+        max_message_bytes: int = protocol.MAX_CLIENT_MESSAGE_BYTES,
+        send_buffer_bytes: int = 32 * 1024,
+        origins: Sequence[str] | None = None,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        viewer_html: bytes | None = None,
+    ) -> None:
+        if not 1 <= max_clients <= 10000:
+            raise ValueError("max clients must be from 1 to 10000")
+        if not 100 <= heartbeat_interval_ms <= 2000:
+            raise ValueError("the heartbeat interval must be from 100 to 2000 ms")
+        self.host = host
+        self.port = port
+        self.max_clients = max_clients
+        self.stream_timeout_ms = stream_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.handshake_timeout_ms = handshake_timeout_ms
+        self.max_message_bytes = max_message_bytes
+        self.send_buffer_bytes = send_buffer_bytes
+        self.origins = list(origins) if origins else None
+        self.token = token
+        self.ssl_context = ssl_context
+        self.viewer_html = viewer_html
+
+    @property
+    def scheme(self) -> str:
+        return "wss" if self.ssl_context else "ws"
+
+
+class Connection(asyncio.Protocol):
+    """One client: its WebSocket state machine, its place at the hub and its write state."""
+
+    def __init__(self, server: StreamServer) -> None:
+        self.server = server
+        settings = server.settings
+        self.ws = ServerProtocol(
+            origins=[*settings.origins, None] if settings.origins else None,
+            max_size=settings.max_message_bytes,
+            logger=logging.getLogger("dronecam.websocket"),
+        )
+        self.transport: asyncio.Transport | None = None
+        self.subscription: Subscription | None = None
+        self.peer = "?"
+        self.opened_ms = ticks_ms()
+        self.paused = False
+        self.stalled_since_ms = 0
+        self._fragments: list[bytes] = []
+
+    # asyncio.Protocol: the I/O edge.
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = "%s:%s" % peer[:2] if peer else "?"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, self.server.settings.send_buffer_bytes
+            )
+        # Pause as soon as anything is left over, resume only once all of it is in the kernel.
+        transport.set_write_buffer_limits(high=0, low=0)
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        self._handle_events()
+
+    def eof_received(self) -> bool | None:
+        self.ws.receive_eof()
+        self._handle_events()
+        return None
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        self.stalled_since_ms = ticks_ms()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.on_frame()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        if self.subscription is not None:
+            self.server.hub.unsubscribe(self.subscription)
+            log.info(
+                "[VideoStreamServer] client %s disconnected (%d frames sent, %d dropped), %d connected",
+                self.peer,
+                self.subscription.frames_sent,
+                self.subscription.frames_dropped,
+                len(self.server.hub.subscriptions),
+            )
+            self.subscription = None
+
+    # The hub's callback: the hot path, once per frame per client.
+    def on_frame(self) -> None:
+        if self.paused or self.subscription is None:
+            return
+        frame = self.subscription.take()
+        if frame is not None:
+            assert self.transport is not None
+            self.transport.write(frame.message)
+
+    # WebSocket events.
+    def _handle_events(self) -> None:
+        for event in self.ws.events_received():
+            if isinstance(event, Request):
+                self._handle_request(event)
+            elif isinstance(event, WebSocketFrame):
+                self._handle_frame(event)
+        self._flush()
+
+    def _handle_request(self, request: Request) -> None:
+        server = self.server
+        url = urlsplit(request.path)
+        if url.path != protocol.WS_PATH:
+            if url.path == "/" and server.settings.viewer_html and "Upgrade" not in request.headers:
+                self.ws.send_response(_viewer_response(server.settings.viewer_html))
+            else:
+                self.ws.send_response(
+                    self.ws.reject(
+                        404,
+                        "Not found. dronecam serves only a WebSocket at %s\n" % protocol.WS_PATH,
+                    )
+                )
+            return
+        if server.settings.token is not None and not _token_matches(
+            url.query, server.settings.token
+        ):
+            log.warning("[VideoStreamServer] refused %s: missing or wrong access token", self.peer)
+            self.ws.send_response(
+                self.ws.reject(401, "Missing or wrong access token (?token=...)\n")
+            )
+            return
+        response = self.ws.accept(request)
+        self.ws.send_response(response)
+        if response.status_code != 101:
+            if isinstance(self.ws.handshake_exc, InvalidOrigin):
+                log.warning("[VideoStreamServer] refused %s: origin not allowed", self.peer)
+            return
+        if len(server.hub.subscriptions) >= server.settings.max_clients:
+            self._refuse_full()
+            return
+        self.subscription = server.hub.subscribe(self.on_frame)
+        log.info(
+            "[VideoStreamServer] client %s connected, %d of %d",
+            self.peer,
+            len(server.hub.subscriptions),
+            server.settings.max_clients,
+        )
+        self.send_text(protocol.welcome_message(server.welcome_fields()))
+        self.on_frame()
+
+    def _refuse_full(self) -> None:
+        limit = self.server.settings.max_clients
+        log.warning("[VideoStreamServer] refused %s: server full (%d clients)", self.peer, limit)
+        message = "server full: %d of %d clients connected, try again later" % (limit, limit)
+        self.send_text(protocol.error_message("server_full", message))
+        self.ws.send_close(protocol.CLOSE_TRY_AGAIN_LATER, "server full (%d clients)" % limit)
+
+    def _handle_frame(self, event: WebSocketFrame) -> None:
+        if event.opcode is Opcode.TEXT or (event.opcode is Opcode.CONT and self._fragments):
+            self._fragments.append(event.data)
+            if event.fin:
+                text = b"".join(self._fragments).decode()
+                self._fragments.clear()
+                self._handle_command(text)
+        elif event.opcode is Opcode.BINARY or event.opcode is Opcode.CONT:
+            if event.fin:
+                error = ProtocolError("binary_not_supported", "send commands as text messages")
+                self.send_text(error.reply)
+
+    def _handle_command(self, text: str) -> None:
+        subscription = self.subscription
+        if subscription is None:
+            return
+        try:
+            command, argument = protocol.parse_command(text)
+        except ProtocolError as error:
+            self.send_text(error.reply)
+            return
+        if command == protocol.ACK:
+            subscription.acknowledge(argument)
+            self.stalled_since_ms = ticks_ms()
+            self.on_frame()
+        elif command == protocol.PING:
+            self.send_text(protocol.PONG)
+        elif command == protocol.GET_STATS:
+            self.send_text(self.server.stats_message(subscription))
+        elif command == protocol.CLOCK:
+            self.send_text(protocol.clock_message(self.server.clock.now_us()))
+        elif command == protocol.WINDOW:
+            subscription.set_window(argument)
+            self.stalled_since_ms = ticks_ms()
+            self.send_text(protocol.window_message(argument))
+            self.on_frame()
+
+    # Writing.
+    def send_text(self, text: str) -> None:
+        if self.ws.state is State.OPEN:
+            self.ws.send_text(text.encode())
+            self._flush()
+
+    def write_framed(self, message: bytes) -> None:
+        """Write a server message framed once for all clients (heartbeats)."""
+        if self.ws.state is State.OPEN and self.subscription is not None and self.transport:
+            self.transport.write(message)
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            else:
+                transport.close()
+                return
+        if transport.get_write_buffer_size() > MAX_PENDING_REPLY_BYTES:
+            log.warning(
+                "[VideoStreamServer] closing %s: it sends commands but reads no replies", self.peer
+            )
+            transport.abort()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close with a close frame if the client can still take one, else drop the socket."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.paused or self.ws.state is not State.OPEN:
+            self.transport.abort()
+        else:
+            self.ws.send_close(code, reason)
+            self._flush()
+
+    def check_timeouts(self, now_ms: int) -> None:
+        settings = self.server.settings
+        if self.ws.state is State.CONNECTING:
+            if ticks_diff(now_ms, self.opened_ms) > settings.handshake_timeout_ms:
+                log.info(
+                    "[VideoStreamServer] closing %s: no handshake within %d ms",
+                    self.peer,
+                    settings.handshake_timeout_ms,
+                )
+                assert self.transport is not None
+                self.transport.abort()
+            return
+        subscription = self.subscription
+        if subscription is None:
+            return
+        starved = self.paused or not subscription.has_credit()
+        if starved and ticks_diff(now_ms, self.stalled_since_ms) > settings.stream_timeout_ms:
+            log.info(
+                "[VideoStreamServer] closing %s: took no frame for %d ms",
+                self.peer,
+                settings.stream_timeout_ms,
+            )
+            self.close(protocol.CLOSE_POLICY_VIOLATION, "stream timeout")
+
+
+def _token_matches(query: str, token: str) -> bool:
+    offered = parse_qs(query).get("token", [""])[0]
+    return hmac.compare_digest(offered.encode(), token.encode())
+
+
+def _viewer_response(html: bytes) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(html))),
+            ("Cache-Control", "no-cache"),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(200, "OK", headers, html)
+
+
+class StreamServer:
+    """Wires a feed, a hub and the listening socket; sends heartbeats; enforces timeouts."""
+
+    def __init__(
+        self,
+        feed: Feed,
+        settings: ServerSettings | None = None,
+        clock: MonotonicClock | None = None,
+    ) -> None:
+        self.feed = feed
+        self.hub: Hub = feed.hub
+        self.settings = settings or ServerSettings()
+        self.clock = clock or feed.clock
+        self.connections: set[Connection] = set()
+        self.started_ms = ticks_ms()
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.on_heartbeat: Callable[[str], None] | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() the server first"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = (
+            self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        )
+        return "%s://%s:%d%s" % (self.settings.scheme, host, self.port, protocol.WS_PATH)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(self),
+            self.settings.host,
+            self.settings.port,
+            ssl=self.settings.ssl_context,
+            reuse_address=True,
+            backlog=1024,
+        )
+        self._tasks = [
+            asyncio.create_task(self.feed.run()),
+            asyncio.create_task(self._housekeeping()),
+        ]
+        log.info("[VideoStreamServer] WebSocket-only video stream server started successfully!")
+        log.info("[VideoStreamServer] WebSocket endpoint: %s", self.url)
+        log.info(
+            "[VideoStreamServer] Connect directly to WebSocket - no HTTP interface%s",
+            " (viewer page at /)" if self.settings.viewer_html else "",
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.close(protocol.CLOSE_GOING_AWAY, "server shutting down")
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    async def _housekeeping(self) -> None:
+        interval_s = self.settings.heartbeat_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            self.send_heartbeat()
+            now_ms = ticks_ms()
+            for connection in list(self.connections):
+                connection.check_timeouts(now_ms)
+
+    def send_heartbeat(self) -> None:
+        text = protocol.heartbeat_message(
+            self.hub.fps(), len(self.hub.subscriptions), self.shared_fields()
+        )
+        message = frame(OP_TEXT, text.encode())
+        for connection in list(self.connections):
+            connection.write_framed(message)
+        if self.on_heartbeat is not None:
+            self.on_heartbeat(text)
+
+    def shared_fields(self) -> dict:
+        """Fields beyond the contract that every heartbeat and stats message carries."""
+        fields = {
+            "frames": self.hub.frames_published,
+            "max_clients": self.settings.max_clients,
+            "uptime_s": ticks_diff(ticks_ms(), self.started_ms) // 1000,
+        }
+        fields.update(self.feed.status())
+        return fields
+
+    def welcome_fields(self) -> dict:
+        source = self.feed.source
+        fields = {
+            "version": protocol.PROTOCOL_VERSION,
+            "max_clients": self.settings.max_clients,
+            "heartbeat_ms": self.settings.heartbeat_interval_ms,
+            "source": source.name,
+        }
+        for name in ("width", "height", "fps"):
+            if getattr(source, name, None):
+                fields[name] = getattr(source, name)
+        return fields
+
+    def stats_message(self, subscription: Subscription) -> str:
+        fields = self.shared_fields()
+        del fields["frames"]
+        fields.update(
+            {
+                "sent": subscription.frames_sent,
+                "dropped": subscription.frames_dropped,
+                "window": subscription.window,
+            }
+        )
+        return protocol.stats_message(
+            len(self.hub.subscriptions), self.hub.fps(), self.hub.frames_published, fields
+        )

@@ -1,0 +1,131 @@
+"""The synthetic camera: a moving aerial scene with a frame counter and clock, encoded once a frame."""
+
+import time
+
+import numpy as np
+import simplejpeg
+
+from ..core.protocol import (
+    DEFAULT_FPS,
+    DEFAULT_HEIGHT,
+    DEFAULT_QUALITY,
+    DEFAULT_WIDTH,
+    quality_percent,
+)
+from ..core.source import Pacer
+
+# A 5x7 bitmap font for the overlay: enough for counters and clocks.
+_GLYPHS = {
+    "0": "01110 10001 10011 10101 11001 10001 01110",
+    "1": "00100 01100 00100 00100 00100 00100 01110",
+    "2": "01110 10001 00001 00010 00100 01000 11111",
+    "3": "11110 00001 00001 01110 00001 00001 11110",
+    "4": "00010 00110 01010 10010 11111 00010 00010",
+    "5": "11111 10000 11110 00001 00001 10001 01110",
+    "6": "00110 01000 10000 11110 10001 10001 01110",
+    "7": "11111 00001 00010 00100 01000 01000 01000",
+    "8": "01110 10001 10001 01110 10001 10001 01110",
+    "9": "01110 10001 10001 01111 00001 00010 01100",
+    ":": "00000 01100 01100 00000 01100 01100 00000",
+    ".": "00000 00000 00000 00000 00000 01100 01100",
+    "#": "01010 01010 11111 01010 11111 01010 01010",
+    " ": "00000 00000 00000 00000 00000 00000 00000",
+}
+_FONT = {
+    char: np.array([[c == "1" for c in row] for row in rows.split()], dtype=bool)
+    for char, rows in _GLYPHS.items()
+}
+
+
+def _draw_text(image: np.ndarray, text: str, x: int, y: int, scale: int) -> None:
+    """White text with a dark box behind it, so it reads on any part of the scene."""
+    width = len(text) * 6 * scale + scale
+    image[y - scale : y + 8 * scale, x - scale : x + width] //= 3
+    for i, char in enumerate(text):
+        glyph = np.kron(_FONT[char], np.ones((scale, scale), dtype=bool))
+        left = x + i * 6 * scale
+        image[y : y + glyph.shape[0], left : left + glyph.shape[1]][glyph] = 255
+
+
+def _terrain(width: int, height: int) -> np.ndarray:
+    """Fields, a road and a river seen from above: a tile twice the frame, scrolled per frame.
+
+    Soft edges keep the JPEGs in the OV2640's 5-15 KB range at the default quality.
+    """
+    ys, xs = np.mgrid[0 : 2 * height, 0 : 2 * width].astype(np.float32)
+    fields = (np.sin(xs / 97) + np.sin(ys / 71 + xs / 151)) * 5
+    rgb = np.empty((2 * height, 2 * width, 3), dtype=np.float32)
+    rgb[..., 0] = 70 + fields
+    rgb[..., 1] = 120 + fields * 1.5
+    rgb[..., 2] = 60 + fields * 0.5
+    river = np.clip(16 - np.abs(ys - height - 90 * np.sin(xs / 120)), 0, 1)[..., None]
+    rgb = rgb * (1 - river) + river * np.array([40, 90, 170], np.float32)
+    road = 0.8 * np.clip(6 - np.abs(xs % 640 - 320), 0, 1)[..., None]
+    rgb = rgb * (1 - road) + road * np.array([150, 150, 145], np.float32)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+class SyntheticCamera:
+    """A camera that needs no hardware: 640x480 at 30 fps by default, paced without drift.
+
+    Each frame shows the frame number and the wall-clock time, over terrain that scrolls like
+    the view from a drone in flight, with a moving object to follow.
+    """
+
+    name = "synthetic"
+
+    def __init__(
+        self,
+        width: int = DEFAULT_WIDTH,
+        height: int = DEFAULT_HEIGHT,
+        fps: float = DEFAULT_FPS,
+        quality: int = DEFAULT_QUALITY,
+    ) -> None:
+        if width < 160 or height < 120 or width % 16 or height % 16:
+            raise ValueError("synthetic frame size must be at least 160x120, in multiples of 16")
+        if not 0 < fps <= 240:
+            raise ValueError("fps must be above 0 and at most 240")
+        self.width = width
+        self.height = height
+        self.fps = fps
+        self.quality_percent = quality_percent(quality)
+        self._terrain: np.ndarray | None = None
+        self._pacer: Pacer | None = None
+        self.frames = 0
+
+    async def open(self) -> None:
+        self._terrain = _terrain(self.width, self.height)
+        self._pacer = Pacer(self.fps)
+
+    async def read(self) -> bytes:
+        assert self._pacer is not None, "open() the camera first"
+        await self._pacer.wait()
+        return self.render(self.frames + 1)
+
+    def render(self, number: int) -> bytes:
+        """Frame `number` of the scene as a JPEG."""
+        assert self._terrain is not None, "open() the camera first"
+        self.frames = number
+        w, h = self.width, self.height
+        x = int(w / 2 + w / 2 * np.sin(number / 400)) % w
+        y = (number * 3) % h
+        image = self._terrain[y : y + h, x : x + w].copy()
+        cx = int(w / 2 + w / 3 * np.cos(number / 45))
+        cy = int(h / 2 + h / 3 * np.sin(number / 30))
+        image[cy - 12 : cy + 12, cx - 20 : cx + 20] = (220, 40, 40)
+        scale = max(1, w // 320)
+        _draw_text(image, "#%06d" % number, 8 * scale, 6 * scale, scale)
+        now = time.time()
+        clock = time.strftime("%H:%M:%S", time.localtime(now)) + ".%03d" % (now % 1 * 1000)
+        _draw_text(image, clock, w - 75 * scale, 6 * scale, scale)
+        return simplejpeg.encode_jpeg(
+            image,
+            quality=self.quality_percent,
+            colorspace="RGB",
+            colorsubsampling="420",
+            fastdct=True,
+        )
+
+    async def close(self) -> None:
+        self._terrain = None
+        self._pacer = None
