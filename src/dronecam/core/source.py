@@ -101,7 +101,7 @@ class Feed:
             except asyncio.CancelledError:
                 await self._close()
                 raise
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 self._fault(CAMERA_STALLED, "no frame for %d ms" % self.settings.stall_timeout_ms)
             except Exception as error:  # a source may fail in any way; report and retry
                 self._fault(CAMERA_FAILED, str(error) or type(error).__name__)

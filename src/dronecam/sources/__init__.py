@@ -31,7 +31,7 @@ def make_source(uri: str, settings: SourceSettings | None = None):
         SourceError: the URI names no known kind of source.
     """
     settings = settings or SourceSettings()
-    kind, _, target = uri.partition(":")
+    kind = uri.partition(":")[0]
     if kind == "synthetic":
         from .synthetic import SyntheticCamera
 
