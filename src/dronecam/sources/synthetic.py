@@ -104,7 +104,8 @@ class SyntheticCamera:
 
     def render(self, number: int) -> bytes:
         """Frame `number` of the scene as a JPEG."""
-        assert self._terrain is not None, "open() the camera first"
+        if self._terrain is None:
+            self._terrain = _terrain(self.width, self.height)
         self.frames = number
         w, h = self.width, self.height
         x = int(w / 2 + w / 2 * np.sin(number / 400)) % w
