@@ -59,8 +59,9 @@ def synthetic_jpegs(count: int = 30, width: int = 640, height: int = 480) -> lis
 
 
 @contextlib.asynccontextmanager
-async def host_server(source=None, feed_settings: FeedSettings | None = None,
-                      **settings) -> AsyncIterator[StreamServer]:
+async def host_server(
+    source=None, feed_settings: FeedSettings | None = None, **settings
+) -> AsyncIterator[StreamServer]:
     """A real StreamServer on 127.0.0.1 and a free port, stopped on exit."""
     settings.setdefault("host", "127.0.0.1")
     settings.setdefault("port", 0)

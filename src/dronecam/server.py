@@ -24,6 +24,7 @@ from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+from websockets.typing import Origin
 
 from .core import protocol
 from .core.compat import MonotonicClock, ticks_diff, ticks_ms
@@ -83,8 +84,10 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: StreamServer) -> None:
         self.server = server
         settings = server.settings
+        # No Origin header means a non-browser client, which cross-site hijacking cannot be.
+        origins = [Origin(origin) for origin in settings.origins] if settings.origins else None
         self.ws = ServerProtocol(
-            origins=[*settings.origins, None] if settings.origins else None,
+            origins=[*origins, None] if origins else None,
             max_size=settings.max_message_bytes,
             logger=logging.getLogger("dronecam.websocket"),
         )
@@ -210,7 +213,7 @@ class Connection(asyncio.Protocol):
 
     def _handle_frame(self, event: WebSocketFrame) -> None:
         if event.opcode is Opcode.TEXT or (event.opcode is Opcode.CONT and self._fragments):
-            self._fragments.append(event.data)
+            self._fragments.append(bytes(event.data))
             if event.fin:
                 text = b"".join(self._fragments).decode()
                 self._fragments.clear()

@@ -1,0 +1,434 @@
+"""The Python client library: frames and messages from a dronecam server or the ESP32 (docs/client.md).
+
+```python
+async with StreamClient("ws://192.168.4.1/ws") as client:
+    async for frame in client.frames():
+        print(frame.seq, frame.latency_ms, len(frame.jpeg))
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from .core import protocol
+from .core.hub import RateMeter
+
+log = logging.getLogger("dronecam.client")
+
+CLOCK_SAMPLES = 8
+
+
+def monotonic_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+class StreamError(Exception):
+    """The stream cannot go on: the message says why and what to do."""
+
+
+class ReceivedFrame:
+    """One JPEG as received, with what its tag tells: seq, capture time, latency, gap."""
+
+    __slots__ = ("capture_us", "gap", "jpeg", "latency_ms", "received_us", "seq")
+
+    def __init__(
+        self,
+        jpeg: bytes,
+        seq: int,
+        capture_us: int,
+        received_us: int,
+        latency_ms: float | None,
+        gap: int,
+    ) -> None:
+        self.jpeg = jpeg
+        self.seq = seq
+        self.capture_us = capture_us
+        self.received_us = received_us
+        self.latency_ms = latency_ms
+        self.gap = gap
+
+    def __repr__(self) -> str:
+        latency = "?" if self.latency_ms is None else "%.1f ms" % self.latency_ms
+        return "<ReceivedFrame seq=%d %d bytes latency=%s gap=%d>" % (
+            self.seq,
+            len(self.jpeg),
+            latency,
+            self.gap,
+        )
+
+
+class ServerMessage:
+    """A JSON message from the server, or a local event: `disconnected`, `connected`."""
+
+    __slots__ = ("data", "type")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.type = str(data.get("type", ""))
+        self.data = data
+
+    def __repr__(self) -> str:
+        return "<ServerMessage %s>" % json.dumps(self.data)
+
+
+class ClientStats:
+    """Live figures of one client: fps, latency percentiles, throughput, gaps."""
+
+    def __init__(self, latency_samples: int = 600) -> None:
+        self.frames = 0
+        self.dropped = 0
+        self.bytes = 0
+        self.reconnects = 0
+        self.fps_meter = RateMeter()
+        self.bytes_meter = RateMeter()
+        self.latencies_ms: deque[float] = deque(maxlen=latency_samples)
+        self.server: dict[str, Any] = {}
+
+    def record(self, frame: ReceivedFrame) -> None:
+        self.frames += 1
+        self.dropped += frame.gap
+        self.bytes += len(frame.jpeg)
+        self.fps_meter.tick()
+        for _ in range(max(1, len(frame.jpeg) // 1024)):
+            self.bytes_meter.tick()
+        if frame.latency_ms is not None:
+            self.latencies_ms.append(frame.latency_ms)
+
+    @property
+    def fps(self) -> float:
+        return self.fps_meter.update()
+
+    @property
+    def kbytes_per_s(self) -> float:
+        return self.bytes_meter.update()
+
+    def latency_ms(self, percentile: float) -> float | None:
+        if not self.latencies_ms:
+            return None
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(percentile / 100 * len(ordered)))]
+
+
+class ClockSync:
+    """Server clock minus local clock, from timed `clock` round trips (lowest delay wins)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[int, int]] = []  # (round trip us, offset us), sorted
+        self.sent_us: int | None = None
+
+    def sent(self) -> None:
+        self.sent_us = monotonic_us()
+
+    def received(self, server_us: int) -> None:
+        if self.sent_us is None:
+            return
+        now = monotonic_us()
+        round_trip = now - self.sent_us
+        bisect.insort(self.samples, (round_trip, server_us - (self.sent_us + now) // 2))
+        del self.samples[CLOCK_SAMPLES:]
+        self.sent_us = None
+
+    @property
+    def offset_us(self) -> int | None:
+        return self.samples[0][1] if self.samples else None
+
+
+class StreamClient:
+    """A connection to a dronecam stream, iterated with `async for`.
+
+    Args:
+        url: `ws://HOST[:PORT]/ws` (the ESP32 is `ws://192.168.4.1/ws`).
+        window: credit flow (docs/protocol.md §3.4): at most this many frames in flight,
+            acknowledged as the application takes them. None: no flow control, as the
+            original clients behave.
+        reconnect: reconnect with exponential backoff instead of ending the stream.
+        receive_buffer_bytes: the socket's SO_RCVBUF (None: the system's autotuned size).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        window: int | None = 2,
+        reconnect: bool = False,
+        backoff_min_s: float = 0.5,
+        backoff_max_s: float = 10.0,
+        open_timeout_s: float = 5.0,
+        receive_buffer_bytes: int | None = None,
+    ) -> None:
+        if window is not None and not 1 <= window <= protocol.MAX_WINDOW:
+            raise ValueError("window must be from 1 to %d frames, or None" % protocol.MAX_WINDOW)
+        self.url = url
+        self.window = window
+        self.reconnect = reconnect
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = backoff_max_s
+        self.open_timeout_s = open_timeout_s
+        self.receive_buffer_bytes = receive_buffer_bytes
+        self.stats = ClientStats()
+        self.clock = ClockSync()
+        self.welcome: dict[str, Any] = {}
+        self._ws: ClientConnection | None = None
+        self._last_seq = 0
+        self._acking = False
+        self._replies: dict[str, asyncio.Future[Any]] = {}
+        self._closed = False
+
+    @property
+    def clock_offset_us(self) -> int | None:
+        return self.clock.offset_us
+
+    async def __aenter__(self) -> StreamClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the connection and ask for credit flow and the clock.
+
+        Raises:
+            StreamError: the server cannot be reached or refuses the handshake.
+        """
+        sock = None
+        if self.receive_buffer_bytes:
+            sock = _connected_socket(self.url, self.receive_buffer_bytes, self.open_timeout_s)
+        try:
+            self._ws = await websockets.connect(
+                self.url,
+                open_timeout=self.open_timeout_s,
+                max_size=4 * protocol.MAX_FRAME_SIZE,
+                compression=None,
+                ping_interval=None,
+                max_queue=4,
+                sock=sock,
+            )
+        except InvalidURI as error:
+            raise StreamError(
+                "%s is not a WebSocket URL; use ws://HOST:PORT/ws" % self.url
+            ) from error
+        except InvalidHandshake as error:
+            raise StreamError(
+                "%s refused the WebSocket handshake: %s" % (self.url, error)
+            ) from error
+        except (OSError, TimeoutError) as error:
+            raise StreamError(
+                "cannot reach %s (%s); check the address and that you are on the drone's WiFi"
+                % (self.url, error or type(error).__name__)
+            ) from error
+        self._last_seq = 0
+        self._acking = False
+        if self.window:
+            await self._ws.send("%s %d" % (protocol.WINDOW, self.window))
+        self.clock.sent()
+        await self._ws.send(protocol.CLOCK)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._ws is not None:
+            await self._ws.close()
+
+    def __aiter__(self) -> AsyncIterator[ReceivedFrame | ServerMessage]:
+        return self._items()
+
+    async def frames(self) -> AsyncIterator[ReceivedFrame]:
+        """Only the frames; server messages still update `stats` and the clock."""
+        async for item in self._items():
+            if isinstance(item, ReceivedFrame):
+                yield item
+
+    async def _items(self) -> AsyncIterator[ReceivedFrame | ServerMessage]:
+        backoff_s = self.backoff_min_s
+        while not self._closed:
+            try:
+                if self._ws is None:
+                    await self.connect()
+                    if self.stats.frames:
+                        self.stats.reconnects += 1
+                    yield ServerMessage({"type": "connected", "url": self.url})
+                async for item in self._receive():
+                    backoff_s = self.backoff_min_s
+                    yield item
+            except (ConnectionClosed, StreamError) as error:
+                reason = _describe(error)
+                self._fail_replies(reason)
+                self._ws = None
+                if not self.reconnect or self._closed:
+                    if isinstance(error, ConnectionClosed) and _is_normal(error):
+                        return
+                    raise StreamError(reason) from error
+                yield ServerMessage(
+                    {"type": "disconnected", "reason": reason, "retry_in_s": backoff_s}
+                )
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(2 * backoff_s, self.backoff_max_s)
+
+    async def _receive(self) -> AsyncIterator[ReceivedFrame | ServerMessage]:
+        ws = self._ws
+        assert ws is not None
+        while True:
+            message = await ws.recv()  # raises ConnectionClosed when the stream ends
+            if isinstance(message, str):
+                item = self._on_text(message)
+                if item.type == "heartbeat" and self.clock.sent_us is None:
+                    self.clock.sent()  # keep sampling: the lowest-delay round trip wins
+                    await ws.send(protocol.CLOCK)
+                yield item
+                continue
+            frame = self._on_frame(message)
+            if frame is None:
+                continue
+            if self._acking:
+                await ws.send(protocol.ACK)
+            yield frame
+
+    def _on_frame(self, message: bytes) -> ReceivedFrame | None:
+        received_us = monotonic_us()
+        tag = protocol.read_tag(message)
+        if tag is None:  # an untagged server (another implementation): count it all the same
+            seq, capture_us = self._last_seq + 1, 0
+        else:
+            seq, capture_us = tag
+        gap = seq - self._last_seq - 1 if self._last_seq and seq > self._last_seq else 0
+        self._last_seq = seq
+        offset = self.clock.offset_us
+        latency_ms = None
+        if tag is not None and offset is not None:
+            latency_ms = (received_us + offset - capture_us) / 1000
+        frame = ReceivedFrame(message, seq, capture_us, received_us, latency_ms, gap)
+        self.stats.record(frame)
+        return frame
+
+    def _on_text(self, text: str) -> ServerMessage:
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError
+        except ValueError:
+            data = {"type": text}  # "pong" is plain text in the contract
+        message = ServerMessage(data)
+        if message.type == "welcome":
+            self.welcome = data
+        elif message.type == "heartbeat":
+            self.stats.server.update(data)
+        elif message.type == "clock":
+            self.clock.received(int(data.get("server_us", 0)))
+        elif message.type == "window":
+            self._acking = bool(data.get("window"))
+        elif message.type == "stats":
+            self.stats.server.update(data)
+        reply = self._replies.pop(message.type, None)
+        if reply is not None and not reply.done():
+            reply.set_result(data)
+        return message
+
+    async def _request(self, command: str, reply_type: str, timeout_s: float) -> Any:
+        if self._ws is None:
+            raise StreamError("not connected")
+        waiter = self._replies.setdefault(reply_type, asyncio.get_running_loop().create_future())
+        await self._ws.send(command)
+        return await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+
+    def _fail_replies(self, reason: str) -> None:
+        for waiter in self._replies.values():
+            if not waiter.done():
+                waiter.set_exception(StreamError(reason))
+        self._replies.clear()
+
+    async def get_stats(self, timeout_s: float = 5.0) -> dict[str, Any]:
+        """The server's stats for this connection; the stream must be iterated meanwhile."""
+        result: dict[str, Any] = await self._request(protocol.GET_STATS, "stats", timeout_s)
+        return result
+
+    async def ping(self, timeout_s: float = 5.0) -> float:
+        """Round trip of `ping` -> `pong` in seconds; the stream must be iterated meanwhile."""
+        start = time.perf_counter()
+        await self._request(protocol.PING, protocol.PONG, timeout_s)
+        return time.perf_counter() - start
+
+
+def _connected_socket(url: str, receive_buffer_bytes: int, timeout_s: float) -> socket.socket:
+    """A TCP socket with SO_RCVBUF set before connecting, so the window never grows past it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
+    sock.settimeout(timeout_s)
+    try:
+        sock.connect((parts.hostname or "127.0.0.1", port))
+    except OSError as error:
+        sock.close()
+        raise StreamError("cannot reach %s (%s)" % (url, error)) from error
+    sock.setblocking(False)
+    return sock
+
+
+def _is_normal(error: ConnectionClosed) -> bool:
+    return error.rcvd is not None and error.rcvd.code in (
+        protocol.CLOSE_NORMAL,
+        protocol.CLOSE_GOING_AWAY,
+    )
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ConnectionClosed):
+        close = error.rcvd
+        if close is None:
+            return "connection lost"
+        if close.code == protocol.CLOSE_TRY_AGAIN_LATER:
+            return "server full (%s); try again later or raise --max-clients" % close.reason
+        return "closed by the server: %d %s" % (close.code, close.reason)
+    return str(error)
+
+
+async def snapshot(url: str, timeout_s: float = 5.0) -> bytes:
+    """One JPEG from the stream.
+
+    Raises:
+        StreamError: no frame within `timeout_s`, or the server cannot be reached.
+    """
+
+    async def first_frame() -> bytes:
+        async with StreamClient(url, window=1) as client:
+            async for frame in client.frames():
+                return frame.jpeg
+        raise StreamError("the stream ended before a frame arrived")
+
+    try:
+        return await asyncio.wait_for(first_frame(), timeout_s)
+    except TimeoutError:
+        raise StreamError(
+            "no frame from %s within %.0f s: is the camera running?" % (url, timeout_s)
+        ) from None
+
+
+def iter_frames(url: str, **options: Any) -> Iterator[ReceivedFrame]:
+    """Frames for code without asyncio: `for frame in iter_frames(url): ...`."""
+    loop = asyncio.new_event_loop()
+    client = StreamClient(url, **options)
+    frames = client.frames()
+    try:
+        loop.run_until_complete(client.connect())
+        while True:
+            try:
+                yield loop.run_until_complete(anext(frames))
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run_until_complete(client.close())
+        loop.close()
