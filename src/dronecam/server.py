@@ -343,13 +343,15 @@ class StreamServer:
         self.connections: set[Connection] = set()
         self.started_ms = ticks_ms()
         self._server: asyncio.Server | None = None
+        self._port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.on_heartbeat: Callable[[str], None] | None = None
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "start() the server first"
-        return int(self._server.sockets[0].getsockname()[1])
+        """The port listened on (the one the OS chose, for port 0)."""
+        assert self._port is not None, "start() the server first"
+        return self._port
 
     @property
     def url(self) -> str:
@@ -368,6 +370,7 @@ class StreamServer:
             reuse_address=True,
             backlog=1024,
         )
+        self._port = int(self._server.sockets[0].getsockname()[1])
         self._tasks = [
             asyncio.create_task(self.feed.run()),
             asyncio.create_task(self._housekeeping()),

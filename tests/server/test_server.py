@@ -1,28 +1,90 @@
-"""The host server against real WebSocket clients on loopback."""
+"""Host-server behaviour beyond the shared contract: fan-out, limits, the viewer, the log."""
 
 import asyncio
 import json
+import logging
 
 import websockets
 
+from dronecam.client import StreamClient
 from dronecam.core import protocol
-from support import host_server, seconds
+from support import ListSource, host_server, seconds, synthetic_jpegs
 
 
-async def _next_text(ws) -> dict:
-    while True:
-        message = await asyncio.wait_for(ws.recv(), seconds(5))
-        if isinstance(message, str):
-            return json.loads(message) if message.startswith("{") else {"text": message}
+async def test_slow_client_skips_frames_and_never_delays_the_others():
+    async with host_server(max_clients=3, send_buffer_bytes=8192) as server:
+        slow = StreamClient(server.url, window=None, receive_buffer_bytes=8192)
+        fast = StreamClient(server.url, window=None)
+        async with slow, fast:
+            counts = {"slow": 0, "fast": 0}
+
+            async def read(client, name, delay_s):
+                async for _ in client.frames():
+                    counts[name] += 1
+                    await asyncio.sleep(delay_s)
+
+            tasks = [
+                asyncio.create_task(read(slow, "slow", 0.2)),
+                asyncio.create_task(read(fast, "fast", 0)),
+            ]
+            await asyncio.sleep(seconds(3))
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            slow_subscription = next(s for s in server.hub.subscriptions if s.frames_dropped)
+        assert counts["fast"] >= 70, counts  # 30 fps for 3 s, whatever the slow one does
+        assert counts["slow"] <= 20, counts
+        assert slow_subscription.frames_dropped > 30
+        assert slow.stats.dropped > 0
 
 
-async def test_welcome_frames_and_commands():
-    async with host_server() as server, websockets.connect(server.url) as ws:
-        welcome = json.loads(await asyncio.wait_for(ws.recv(), seconds(5)))
-        assert welcome["type"] == "welcome"
-        assert welcome["message"] == protocol.WELCOME_MESSAGE
-        frame = await asyncio.wait_for(ws.recv(), seconds(5))
-        assert isinstance(frame, bytes) and frame[:2] == protocol.SOI
-        assert protocol.read_tag(frame) is not None
-        await ws.send("ping")
-        assert (await _next_text(ws)) in ({"text": "pong"},) or True
+async def test_oversized_and_broken_frames_are_counted_never_sent():
+    good = synthetic_jpegs(3)
+    oversized = good[0][:2] + b"\x00" * (protocol.MAX_FRAME_SIZE + 10) + b"\xff\xd9"
+    source = ListSource([good[0], oversized, good[1], b"not a jpeg", good[2]], fps=50)
+    async with host_server(source=source) as server, websockets.connect(server.url) as ws:
+        sizes = []
+        async with asyncio.timeout(seconds(5)):
+            while len(sizes) < 6:
+                message = await ws.recv()
+                if isinstance(message, bytes):
+                    sizes.append(len(message))
+        assert max(sizes) <= max(len(jpeg) for jpeg in good) + protocol.TAG_SIZE
+        await ws.send("get_stats")
+        async with asyncio.timeout(seconds(5)):
+            while not isinstance(message, str) or '"stats"' not in message:
+                message = await ws.recv()
+        assert json.loads(message)["frames_rejected"] >= 2
+
+
+async def test_viewer_page_only_when_asked():
+    page = b"<!doctype html><title>viewer</title>"
+    async with host_server(viewer_html=page) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(65536), seconds(5))
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(page)
+
+
+async def test_start_up_log_names_the_endpoint(caplog):
+    caplog.set_level(logging.INFO, logger="dronecam.server")
+    async with host_server() as server:
+        pass
+    lines = [record.getMessage() for record in caplog.records]
+    assert "[VideoStreamServer] WebSocket-only video stream server started successfully!" in lines
+    assert "[VideoStreamServer] WebSocket endpoint: %s" % server.url in lines
+
+
+async def test_stream_timeout_closes_a_client_that_takes_nothing():
+    async with host_server(stream_timeout_ms=500, heartbeat_interval_ms=100) as server:
+        async with websockets.connect(server.url) as ws:
+            await ws.send("window 1")
+            # Never acknowledge: after one frame this client takes nothing more.
+            async with asyncio.timeout(seconds(5)):
+                try:
+                    while True:
+                        await ws.recv()
+                except websockets.ConnectionClosed as closed:
+                    assert closed.rcvd.code == protocol.CLOSE_POLICY_VIOLATION
+        assert not server.hub.subscriptions

@@ -83,6 +83,7 @@ class Feed:
         self.frames_rejected = 0
         self.restarts = 0
         self._opened = False
+        self._progress_ms = 0
 
     async def open(self) -> None:
         """Open the source once, letting its SourceError reach the caller (start-up checks)."""
@@ -93,32 +94,55 @@ class Feed:
         """Publish frames forever; on a fault report it, reopen with backoff, go on."""
         backoff_ms = self.settings.retry_min_ms
         while True:
+            self._progress_ms = ticks_ms()
+            pump = asyncio.create_task(self._pump())
             try:
-                if not self._opened:
-                    await self.source.open()
-                    self._opened = True
-                await self._pump()
+                stalled = await self._watch(pump)
             except asyncio.CancelledError:
+                pump.cancel()
                 await self._close()
                 raise
-            except asyncio.TimeoutError:
+            if stalled:
                 self._fault(CAMERA_STALLED, "no frame for %d ms" % self.settings.stall_timeout_ms)
-            except Exception as error:  # a source may fail in any way; report and retry
-                self._fault(CAMERA_FAILED, str(error) or type(error).__name__)
             else:
-                self._fault(CAMERA_FAILED, "too many bad frames (%s)" % self.last_error)
+                try:
+                    await pump
+                    self._fault(CAMERA_FAILED, "too many bad frames (%s)" % self.last_error)
+                except Exception as error:  # a source may fail in any way; report and retry
+                    self._fault(CAMERA_FAILED, str(error) or type(error).__name__)
             if self.state == CAMERA_OK:
                 backoff_ms = self.settings.retry_min_ms
             await self._close()
             await asyncio.sleep(backoff_ms / 1000)
             backoff_ms = min(2 * backoff_ms, self.settings.retry_max_ms)
 
+    async def _watch(self, pump) -> bool:
+        """Wait for the pump to end; cancel it and return True if the source stalls.
+
+        A watchdog task instead of `wait_for` around each read: no task per frame, and no
+        cancellation lost to the race that `wait_for` has on CPython 3.11.
+        """
+        timeout_ms = self.settings.stall_timeout_ms
+        while not pump.done():
+            await asyncio.sleep(min(timeout_ms, 250) / 1000)
+            if not pump.done() and ticks_diff(ticks_ms(), self._progress_ms) > timeout_ms:
+                pump.cancel()
+                try:
+                    await pump
+                except asyncio.CancelledError:
+                    pass
+                return True
+        return False
+
     async def _pump(self) -> None:
-        """Read and publish until a stall, an error, or too many bad frames in a row."""
+        """Open if needed, then read and publish until an error or too many bad frames in a row."""
+        if not self._opened:
+            await self.source.open()
+            self._opened = True
         bad_in_a_row = 0
-        timeout_s = self.settings.stall_timeout_ms / 1000
         while bad_in_a_row < self.settings.bad_frames_before_restart:
-            jpeg = await asyncio.wait_for(self.source.read(), timeout_s)
+            jpeg = await self.source.read()
+            self._progress_ms = ticks_ms()
             capture_us = self.clock.now_us()
             reason = check_jpeg(jpeg, self.settings.max_frame_bytes)
             if reason:

@@ -1,0 +1,67 @@
+"""core/hub.py: newest frame wins, drops counted, credit window, rate."""
+
+from dronecam.core import protocol
+from dronecam.core.hub import Hub, RateMeter, build_frame
+from dronecam.core.websocket import frame_header
+
+
+def _publish(hub: Hub, count: int = 1) -> None:
+    for _ in range(count):
+        seq = hub.next_seq()
+        hub.publish(build_frame(b"\xff\xd8jpeg\xff\xd9", seq, seq * 1000))
+
+
+def test_build_frame_is_one_message_for_everyone():
+    frame = build_frame(b"\xff\xd8jpeg\xff\xd9", 7, 99)
+    payload_bytes = 8 + protocol.TAG_SIZE
+    assert bytes(frame.message[: frame.jpeg_offset]) == frame_header(0x2, payload_bytes)
+    assert protocol.read_tag(frame.jpeg()) == (7, 99)
+
+
+def test_newest_frame_wins_and_skips_are_counted():
+    hub = Hub()
+    woken = []
+    fast = hub.subscribe(lambda: woken.append(fast.take()))
+    slow = hub.subscribe(lambda: None)
+    _publish(hub, 5)
+    assert [frame.seq for frame in woken] == [1, 2, 3, 4, 5]
+    assert slow.take().seq == 5 and slow.frames_dropped == 0  # nothing before its first frame
+    _publish(hub, 4)
+    assert slow.take().seq == 9 and slow.frames_dropped == 3
+    assert slow.take() is None
+    assert fast.frames_dropped == 0 and fast.frames_sent == 9
+
+
+def test_credit_window_bounds_frames_in_flight():
+    hub = Hub()
+    subscription = hub.subscribe(lambda: None)
+    subscription.set_window(2)
+    _publish(hub)
+    assert subscription.take().seq == 1
+    _publish(hub)
+    assert subscription.take().seq == 2
+    _publish(hub)
+    assert subscription.take() is None  # two unacknowledged
+    subscription.acknowledge()
+    assert subscription.take().seq == 3
+    subscription.acknowledge(5)
+    assert subscription.unacknowledged == 0
+
+
+def test_unsubscribe_stops_wakeups():
+    hub = Hub()
+    calls = []
+    subscription = hub.subscribe(lambda: calls.append(1))
+    hub.unsubscribe(subscription)
+    hub.unsubscribe(subscription)
+    _publish(hub)
+    assert not calls and not hub.subscriptions
+
+
+def test_rate_meter_counts_per_window():
+    meter = RateMeter(window_ms=1000)
+    start = meter._since_ms
+    for i in range(30):
+        meter.tick(start + i * 33)
+    assert meter.update(start + 1000) == 30.0
+    assert meter.update(start + 2500) == 0.0
