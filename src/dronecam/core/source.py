@@ -105,10 +105,10 @@ class Feed:
             if stalled:
                 self._fault(CAMERA_STALLED, "no frame for %d ms" % self.settings.stall_timeout_ms)
             else:
-                try:
-                    await pump
+                error = await pump
+                if error is None:
                     self._fault(CAMERA_FAILED, "too many bad frames (%s)" % self.last_error)
-                except Exception as error:  # a source may fail in any way; report and retry
+                else:
                     self._fault(CAMERA_FAILED, str(error) or type(error).__name__)
             if self.state == CAMERA_OK:
                 backoff_ms = self.settings.retry_min_ms
@@ -134,8 +134,19 @@ class Feed:
                 return True
         return False
 
-    async def _pump(self) -> None:
-        """Open if needed, then read and publish until an error or too many bad frames in a row."""
+    async def _pump(self):
+        """Read and publish until too many bad frames in a row (None) or an error (returned).
+
+        The error is returned, not raised: MicroPython reports an exception raised in a task
+        that nobody awaits yet as unhandled, although the watchdog awaits it just after.
+        """
+        try:
+            await self._read_frames()
+        except Exception as error:  # a source may fail in any way; the feed reports it
+            return error
+        return None
+
+    async def _read_frames(self) -> None:
         if not self._opened:
             await self.source.open()
             self._opened = True
