@@ -143,6 +143,97 @@ def _viewer_html() -> bytes:
     return (files("dronecam") / "viewer.html").read_bytes()
 
 
+def _add_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "url",
+        nargs="?",
+        default="ws://192.168.4.1/ws",
+        help="stream URL (default: the drone, ws://192.168.4.1/ws)",
+    )
+
+
+def _add_window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=2,
+        help="credit flow: frames in flight, 0 for none as the original clients (default: 2)",
+    )
+
+
+def _add_clients(commands) -> None:
+    stats = commands.add_parser(
+        "stats",
+        help="live figures of a stream in the terminal",
+        description="Live fps, latency p50/p99, kB/s, drops and the server's stats.",
+    )
+    _add_url(stats)
+    _add_window(stats)
+    stats.add_argument(
+        "--duration", type=float, help="stop after this many seconds (default: Ctrl-C)"
+    )
+    stats.set_defaults(run=_run_stats)
+
+    view = commands.add_parser(
+        "view",
+        help="watch a stream in a window (needs dronecam[view])",
+        description="Show the stream in an OpenCV window; q or Esc quits.",
+    )
+    _add_url(view)
+    _add_window(view)
+    view.set_defaults(run=_run_view)
+
+    snapshot = commands.add_parser(
+        "snapshot",
+        help="save one frame as a JPEG",
+        description="Save the next frame of the stream as a JPEG file.",
+    )
+    _add_url(snapshot)
+    snapshot.add_argument("out", help="output file, e.g. out.jpg")
+    snapshot.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default: 5)")
+    snapshot.set_defaults(run=_run_snapshot)
+
+
+def _run_client(main) -> int:
+    from .client import StreamError
+
+    try:
+        asyncio.run(main)
+    except StreamError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from . import monitor
+
+    return _run_client(monitor.run(args.url, args.duration, args.window or None, Console()))
+
+
+def _run_view(args: argparse.Namespace) -> int:
+    from . import window
+
+    return _run_client(window.run(args.url, args.window or None))
+
+
+def _run_snapshot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .client import snapshot
+
+    async def save() -> None:
+        jpeg = await snapshot(args.url, args.timeout)
+        Path(args.out).write_bytes(jpeg)
+        print("saved %s (%d bytes)" % (args.out, len(jpeg)))
+
+    return _run_client(save())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dronecam",
@@ -150,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_serve(commands)
+    _add_clients(commands)
     return parser
 
 
