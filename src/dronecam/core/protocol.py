@@ -34,7 +34,7 @@ CLOSE_POLICY_VIOLATION = const(1008)
 CLOSE_TOO_BIG = const(1009)
 CLOSE_TRY_AGAIN_LATER = const(1013)
 
-# §3 Commands a client may send, as text.
+# §3 Commands a client may send, as text (§3.3 clock, §3.4 credit flow).
 PING = "ping"
 GET_STATS = "get_stats"
 CLOCK = "clock"
@@ -129,7 +129,7 @@ def _number(word: str, low: int, high: int) -> int:
     raise ProtocolError("bad_argument", "expected a whole number from %d to %d" % (low, high))
 
 
-# §5 The frame tag: a JPEG COM segment right after SOI (docs/protocol.md §5).
+# §5.1 The frame tag: a JPEG COM segment right after SOI.
 SOI = b"\xff\xd8"
 EOI = b"\xff\xd9"
 TAG_MAGIC = b"DCAM"
@@ -182,7 +182,7 @@ def read_tag(jpeg):
 
 
 def check_jpeg(jpeg, max_bytes: int = MAX_FRAME_SIZE):
-    """None if `jpeg` may be sent, else the reason it may not (a camera fault, §6)."""
+    """None if `jpeg` may be sent, else why not: "oversized", "corrupt" or "truncated" (§6)."""
     size = len(jpeg)
     if size > max_bytes:
         return "oversized"
