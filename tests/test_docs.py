@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from support import host_server, seconds
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -13,10 +14,14 @@ EXAMPLE_URL = "ws://127.0.0.1:8080/ws"
 
 def _python_blocks(name: str) -> list[str]:
     text = (DOCS / name).read_text()
-    return [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if EXAMPLE_URL in block]
+    return [
+        block for block in re.findall(r"```python\n(.*?)```", text, re.S) if EXAMPLE_URL in block
+    ]
 
 
-@pytest.mark.parametrize("block", _python_blocks("client.md"), ids=lambda block: block.split("\n")[0])
+@pytest.mark.parametrize(
+    "block", _python_blocks("client.md"), ids=lambda block: block.split("\n")[0]
+)
 async def test_client_examples_run(block):
     async with host_server() as server:
         code = block.replace(EXAMPLE_URL, server.url).replace("asyncio.run(main())", "")

@@ -231,10 +231,14 @@ class StreamClient:
             ) from error
         self._last_seq = 0
         self._acking = False
-        if self.window:
-            await self._ws.send("%s %d" % (protocol.WINDOW, self.window))
-        self.clock.sent()
-        await self._ws.send(protocol.CLOCK)
+        try:
+            if self.window:
+                await self._ws.send("%s %d" % (protocol.WINDOW, self.window))
+            self.clock.sent()
+            await self._ws.send(protocol.CLOCK)
+        except ConnectionClosed as error:  # refused right after the handshake: server full
+            self._ws = None
+            raise StreamError(_describe(error)) from error
 
     async def close(self) -> None:
         self._closed = True

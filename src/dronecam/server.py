@@ -377,6 +377,14 @@ class StreamServer:
         ]
         log.info("[VideoStreamServer] WebSocket-only video stream server started successfully!")
         log.info("[VideoStreamServer] WebSocket endpoint: %s", self.url)
+        if self.settings.host in ("0.0.0.0", "::", ""):
+            log.info(
+                "[VideoStreamServer] Listening on all interfaces: use this machine's address "
+                "from other devices, e.g. %s://<address>:%d%s",
+                self.settings.scheme,
+                self.port,
+                protocol.WS_PATH,
+            )
         log.info(
             "[VideoStreamServer] Connect directly to WebSocket - no HTTP interface%s",
             " (viewer page at /)" if self.settings.viewer_html else "",
