@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from .core import protocol
 
@@ -234,6 +235,75 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     return _run_client(save())
 
 
+def _add_firmware(commands) -> None:
+    parser = commands.add_parser(
+        "firmware",
+        help="the ESP32-S3 firmware: run it here under MicroPython, bundle it, deploy it",
+        description="The device firmware (MicroPython); see docs/firmware.md.",
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    run = actions.add_parser(
+        "run",
+        help="run the firmware under the MicroPython unix port with a stand-in camera",
+        description="Serve ws://127.0.0.1:PORT/ws from the real firmware code under the "
+        "micropython binary; the stand-in camera replays JPEG files.",
+    )
+    run.add_argument("--port", type=int, default=8080, help="TCP port, 0 for any (default: 8080)")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    run.add_argument(
+        "--frames", type=Path, help="folder of .jpg files to replay (default: synthetic frames)"
+    )
+    run.add_argument("--heapsize", help="MicroPython heap, e.g. 512k or 2M (default: its own)")
+    run.add_argument(
+        "--max-clients", type=int, default=protocol.MAX_CLIENTS, help="clients served at once"
+    )
+    run.set_defaults(run=_run_firmware)
+    deploy = actions.add_parser(
+        "deploy",
+        help="precompile with mpy-cross and copy to a board with mpremote",
+        description="Install the firmware on a board that runs the camera-enabled MicroPython.",
+    )
+    deploy.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyACM0")
+    deploy.set_defaults(run=_run_firmware_deploy)
+    bundle = actions.add_parser("bundle", help="write the device's files (sources) into a folder")
+    bundle.add_argument("out", type=Path, help="folder to write")
+    bundle.set_defaults(run=_run_firmware_bundle)
+
+
+def _run_firmware(args: argparse.Namespace) -> int:
+    from . import firmware_host
+
+    try:
+        return firmware_host.run(
+            args.port, args.frames, args.heapsize, host=args.host, max_clients=args.max_clients
+        )
+    except firmware_host.FirmwareError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 1
+
+
+def _run_firmware_deploy(args: argparse.Namespace) -> int:
+    from . import firmware_host
+
+    try:
+        firmware_host.deploy(args.port)
+    except firmware_host.FirmwareError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 1
+    print(
+        "Installed. The board restarts; join WiFi ESP32-S3-Drone-Camera, open ws://192.168.4.1/ws"
+    )
+    return 0
+
+
+def _run_firmware_bundle(args: argparse.Namespace) -> int:
+    from . import firmware_host
+
+    for path in firmware_host.build_bundle(args.out):
+        print(args.out / path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dronecam",
@@ -242,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_serve(commands)
     _add_clients(commands)
+    _add_firmware(commands)
     return parser
 
 

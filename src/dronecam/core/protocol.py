@@ -204,7 +204,12 @@ FRAME_BUFFERS = const(2)
 
 
 def quality_percent(ov2640_quality: int) -> int:
-    """The OV2640 scale (0 best .. 63 worst) as a 0-100 % JPEG quality (100 best)."""
+    """The OV2640 scale (0 best .. 63 worst) as a 0-100 % JPEG quality (100 best).
+
+    The MicroPython camera module maps a percentage p to the driver's scale as
+    63 - p * 63 // 100 (C integer division); this returns the smallest p that maps back to
+    exactly `ov2640_quality`, so 12 (the original's setting) is 81 %.
+    """
     if not 0 <= ov2640_quality <= 63:
         raise ValueError("JPEG quality is 0 (best) to 63 (worst) on the OV2640 scale")
-    return round(100 - ov2640_quality * 100 / 63)
+    return ((63 - ov2640_quality) * 100 + 62) // 63

@@ -165,7 +165,9 @@ class Feed:
             if self.state != CAMERA_OK:
                 self.log("[Camera] streaming (%s)" % getattr(self.source, "name", "camera"))
                 self.state = CAMERA_OK
-            self.hub.publish(self.frame_builder(jpeg, self.hub.next_seq(), capture_us))
+            frame = self.frame_builder(jpeg, self.hub.next_seq(), capture_us)
+            if frame is not None:  # None: the builder had no room (the firmware's ring)
+                self.hub.publish(frame)
 
     def _fault(self, state: str, message: str) -> None:
         self.state = state

