@@ -20,6 +20,8 @@ from pathlib import Path
 # Run as source on the device: boot.py and main.py are only ever run from .py, and
 # config.py stays editable (`mpremote edit :config.py`).
 SOURCE_ON_DEVICE = ("boot.py", "main.py", "config.py")
+# Mimics the device's small lwIP send buffer, so slow clients skip frames as they would there.
+HOST_SEND_BUFFER_BYTES = 8192
 _ENDPOINT = re.compile(r"WebSocket endpoint: (ws://\S+)")
 
 
@@ -137,6 +139,7 @@ def host_command(
     bundle: Path, host: str = "127.0.0.1", port: int = 0, heapsize: str | None = None, **overrides
 ) -> tuple[list[str], dict[str, str]]:
     """The micropython command line and environment that run the bundle with the stand-ins."""
+    overrides.setdefault("send_buffer_bytes", HOST_SEND_BUFFER_BYTES)
     arguments = ", ".join(
         ["host=%r" % host, "port=%d" % port] + ["%s=%r" % kv for kv in sorted(overrides.items())]
     )

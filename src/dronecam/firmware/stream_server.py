@@ -32,6 +32,8 @@ from dronecam.core.websocket import (
 )
 
 MAX_OUTBOX_BYTES = const(16384)
+_SOL_SOCKET = const(1)  # Linux values: the unix port's socket module does not name them
+_SO_SNDBUF = const(7)
 CLOSE_LINGER_MS = const(1000)
 
 
@@ -68,6 +70,8 @@ class Connection:
         server = self.server
         self.task = core.cur_task
         reader = None
+        if server.send_buffer_bytes:
+            self.sock.setsockopt(_SOL_SOCKET, _SO_SNDBUF, server.send_buffer_bytes)
         try:
             head = await asyncio.wait_for_ms(self._read_request(), server.handshake_timeout_ms)
             try:
@@ -284,7 +288,7 @@ class StreamServer:
     """Wires the feed, the hub and the listening socket; heartbeats, timeouts, stats."""
 
     def __init__(self, feed, max_clients, stream_timeout_ms, heartbeat_interval_ms,
-                 handshake_timeout_ms, max_message_bytes, ring=None):
+                 handshake_timeout_ms, max_message_bytes, ring=None, send_buffer_bytes=0):
         self.feed = feed
         self.hub = feed.hub
         self.clock = feed.clock
@@ -294,6 +298,7 @@ class StreamServer:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.handshake_timeout_ms = handshake_timeout_ms
         self.max_message_bytes = max_message_bytes
+        self.send_buffer_bytes = send_buffer_bytes
         self.connections = []
         self.started_ms = ticks_ms()
         self.port = 0

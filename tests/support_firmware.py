@@ -1,0 +1,40 @@
+"""The firmware under the real MicroPython unix port on loopback, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from dronecam.firmware_host import HostFirmware, build_bundle
+from support import seconds, synthetic_jpegs
+
+_shared: dict[str, Path] = {}
+
+
+def shared_dir() -> Path:
+    """One bundle and one folder of frames per test session, built on first use."""
+    if "root" not in _shared:
+        root = Path(tempfile.mkdtemp(prefix="dronecam-fw-tests-"))
+        build_bundle(root / "bundle")
+        frames = root / "frames"
+        frames.mkdir()
+        for number, jpeg in enumerate(synthetic_jpegs(20), 1):
+            (frames / ("%05d.jpg" % number)).write_bytes(jpeg)
+        _shared["root"] = root
+    return _shared["root"]
+
+
+@contextlib.asynccontextmanager
+async def firmware_server(
+    heapsize: str | None = None, env: dict[str, str] | None = None, **overrides
+) -> AsyncIterator[HostFirmware]:
+    """The firmware serving on 127.0.0.1 (a free port), with the stand-in camera; `.url`."""
+    root = shared_dir()
+    firmware = HostFirmware(root / "frames", root, heapsize=heapsize, env=env, **overrides)
+    await firmware.start(timeout_s=seconds(10))
+    try:
+        yield firmware
+    finally:
+        await firmware.stop()
