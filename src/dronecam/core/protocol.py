@@ -158,9 +158,11 @@ def write_tag(buffer, offset: int, seq: int, capture_us: int) -> None:
 def tag_jpeg_into(buffer, offset: int, jpeg, seq: int, capture_us: int) -> int:
     """Copy `jpeg` into `buffer` at `offset` with the tag after its SOI; return the end offset."""
     end = offset + len(jpeg) + TAG_SIZE
+    # Copy the whole JPEG once, then write SOI and the tag over its shifted SOI: no slice of
+    # `jpeg` is made, so MicroPython allocates nothing here.
+    buffer[offset + TAG_SIZE : end] = jpeg
     buffer[offset : offset + 2] = SOI
     write_tag(buffer, offset + 2, seq, capture_us)
-    buffer[offset + 2 + TAG_SIZE : end] = memoryview(jpeg)[2:]
     return end
 
 
@@ -182,17 +184,21 @@ def read_tag(jpeg):
 
 
 def check_jpeg(jpeg, max_bytes: int = MAX_FRAME_SIZE):
-    """None if `jpeg` may be sent, else why not: "oversized", "corrupt" or "truncated" (§6)."""
+    """None if `jpeg` may be sent, else why not: "oversized", "corrupt" or "truncated" (§6).
+
+    Reads bytes by index, masked to 0-255: the camera module's memoryviews are signed ('b'),
+    and indexing allocates nothing on MicroPython.
+    """
     size = len(jpeg)
     if size > max_bytes:
         return "oversized"
-    if size < 4 or bytes(jpeg[0:2]) != SOI:
+    if size < 4 or jpeg[0] & 0xFF != 0xFF or jpeg[1] & 0xFF != 0xD8:
         return "corrupt"
     # Cameras pad after EOI (the OV2640 does); a truncated frame has no EOI near its end.
-    tail = bytes(jpeg[-32:]) if size > 32 else bytes(jpeg)
-    if tail.find(EOI) < 0:
-        return "truncated"
-    return None
+    for index in range(size - 2, max(size - 32, 2) - 1, -1):
+        if jpeg[index] & 0xFF == 0xFF and jpeg[index + 1] & 0xFF == 0xD9:
+            return None
+    return "truncated"
 
 
 # §7 Camera defaults: the original's VGA, quality 12 on the OV2640's 0-63 scale, 2 buffers.

@@ -55,7 +55,11 @@ def frame(opcode: int, payload) -> bytes:
 
 def close_payload(code: int, reason: str = "") -> bytes:
     """The body of a close frame: the code, then a UTF-8 reason cut to fit 125 bytes (§5.5.1)."""
-    return struct.pack(">H", code) + reason.encode()[:123]
+    data = reason.encode()
+    end = min(len(data), 123)
+    while end < len(data) and data[end] & 0xC0 == 0x80:  # never cut a character in two
+        end -= 1
+    return struct.pack(">H", code) + data[:end]
 
 
 class WebSocketError(Exception):
