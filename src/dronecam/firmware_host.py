@@ -220,6 +220,18 @@ class HostFirmware:
     def log(self) -> str:
         return "\n".join(self.lines)
 
+    async def wait_for_log(self, text: str, timeout_s: float = 5) -> str:
+        """The first log line containing `text`, waiting for it to be printed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            for line in self.lines:
+                if text in line:
+                    return line
+            if loop.time() > deadline:
+                raise FirmwareError("no log line with %r in:\n%s" % (text, self.log()))
+            await asyncio.sleep(0.02)
+
 
 def run(port: int, frames: Path | None, heapsize: str | None, **overrides) -> int:
     """`dronecam firmware run`: the firmware in the foreground, its serial log on stdout."""
