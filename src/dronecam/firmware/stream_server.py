@@ -133,6 +133,7 @@ class Connection:
                     await self._write(taken.message, taken.length)
                 finally:
                     taken.pins -= 1
+                self.server.frames_sent += 1
 
     async def _write(self, buffer, length=-1):
         """Write all of buffer[:length] without copying it, waiting while the socket is full."""
@@ -300,6 +301,9 @@ class StreamServer:
         self.max_message_bytes = max_message_bytes
         self.send_buffer_bytes = send_buffer_bytes
         self.connections = []
+        self.frames_sent = 0
+        self.heap_used = 0
+        self.allocated = 0
         self.started_ms = ticks_ms()
         self.port = 0
 
@@ -326,8 +330,12 @@ class StreamServer:
         await Connection(self, reader).serve()
 
     async def _housekeeping(self):
+        gc.collect()
+        self.heap_used = gc.mem_alloc()
         while True:
             await asyncio.sleep_ms(self.heartbeat_interval_ms)
+            # Garbage since the last collection: what this interval allocated (BENCHMARKS.md).
+            self.allocated = gc.mem_alloc() - self.heap_used
             text = protocol.heartbeat_message(
                 self.hub.fps(), len(self.hub.subscriptions), self.shared_fields())
             message = frame(OP_TEXT, text.encode())
@@ -336,13 +344,17 @@ class StreamServer:
                 connection._queue(message)
                 connection.check_timeout(now_ms)
             gc.collect()  # short pauses now rather than one long one mid-frame
+            self.heap_used = gc.mem_alloc()
 
     def shared_fields(self):
         fields = {
             "frames": self.hub.frames_published,
+            "frames_sent": self.frames_sent,
             "max_clients": self.max_clients,
             "uptime_s": ticks_diff(ticks_ms(), self.started_ms) // 1000,
+            "heap_used": self.heap_used,
             "heap_free": gc.mem_free(),
+            "alloc_bytes": self.allocated,
         }
         if self.ring is not None:
             fields["ring_skipped"] = self.ring.skipped
