@@ -7,6 +7,7 @@ commands through core.websocket.MessageReader. Hub, feed and protocol are the ho
 
 import asyncio
 import gc
+import socket
 from asyncio import core
 
 from micropython import const
@@ -70,6 +71,9 @@ class Connection:
         server = self.server
         self.task = core.cur_task
         reader = None
+        # No Nagle: a small reply followed by a frame would otherwise wait for the client's
+        # delayed ACK (40 ms on Linux clients).
+        self.sock.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
         if server.send_buffer_bytes:
             self.sock.setsockopt(_SOL_SOCKET, _SO_SNDBUF, server.send_buffer_bytes)
         try:
@@ -277,11 +281,9 @@ def _address(peer):
     if isinstance(peer, tuple):
         return peer[0], peer[1]
     try:
-        import socket
-
         family, address, port = socket.sockaddr(peer)[:3]
         return socket.inet_ntop(family, address), port
-    except (AttributeError, ImportError, TypeError, ValueError, OSError):
+    except (AttributeError, TypeError, ValueError, OSError):
         return "?", ""
 
 
