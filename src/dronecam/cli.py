@@ -264,6 +264,9 @@ def _add_firmware(commands) -> None:
         description="Install the firmware on a board that runs the camera-enabled MicroPython.",
     )
     deploy.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyACM0")
+    deploy.add_argument(
+        "--config", type=Path, help="your config.py to install (default: the shipped one)"
+    )
     deploy.set_defaults(run=_run_firmware_deploy)
     bundle = actions.add_parser("bundle", help="write the device's files (sources) into a folder")
     bundle.add_argument("out", type=Path, help="folder to write")
@@ -286,7 +289,7 @@ def _run_firmware_deploy(args: argparse.Namespace) -> int:
     from . import firmware_host
 
     try:
-        firmware_host.deploy(args.port)
+        firmware_host.deploy(args.port, args.config)
     except firmware_host.FirmwareError as error:
         print("dronecam: %s" % error, file=sys.stderr)
         return 1

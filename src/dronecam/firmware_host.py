@@ -105,14 +105,23 @@ def deploy_commands(serial_port: str, staged: Path, device_paths: Sequence[str])
     ]
 
 
-def deploy(serial_port: str, run: Callable = subprocess.run, log: Callable = print) -> None:
+def deploy(
+    serial_port: str,
+    config: Path | None = None,
+    run: Callable = subprocess.run,
+    log: Callable = print,
+) -> None:
     """Build, precompile and copy the firmware to the board on `serial_port`, then reset it.
 
-    `run` executes each mpremote call (subprocess.run; tests pass a recorder instead).
+    Args:
+        config: your config.py (password, board...) to install instead of the defaults.
+        run: executes each mpremote call (subprocess.run; tests pass a recorder instead).
     """
     with tempfile.TemporaryDirectory(prefix="dronecam-deploy-") as temp:
         bundle, staged = Path(temp) / "bundle", Path(temp) / "staged"
         build_bundle(bundle)
+        if config is not None:
+            shutil.copyfile(config, bundle / "config.py")
         device_paths = precompile(bundle, staged)
         for command in deploy_commands(serial_port, staged, device_paths):
             log("$ " + " ".join(command if command[3] != "exec" else [*command[:4], "<cleanup>"]))

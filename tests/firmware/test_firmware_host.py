@@ -118,6 +118,20 @@ def test_deploy_makes_exactly_these_mpremote_calls():
     assert "'config.py'" not in cleanup and "'main.py'" not in cleanup
 
 
+def test_deploy_installs_the_users_config(tmp_path):
+    mine = tmp_path / "config.py"
+    mine.write_text('AP_PASSWORD = "a long secret"\n')
+    seen = []
+
+    def run(command):
+        if command[3:5] == ["fs", "cp"] and command[5] != "-r":
+            seen.append(next(Path(p).read_text() for p in command[5:-1] if p.endswith("config.py")))
+        return subprocess.CompletedProcess(command, 0)
+
+    deploy("/dev/ttyACM0", config=mine, run=run, log=lambda line: None)
+    assert seen == ['AP_PASSWORD = "a long secret"\n']
+
+
 def test_deploy_stops_at_the_first_failing_call():
     recorder = Recorder(returncode=1)
     with pytest.raises(FirmwareError, match="/dev/ttyUSB0"):

@@ -217,7 +217,7 @@ def _exactly(sock: socket.socket, count: int) -> bytes:
 async def test_protocol_violations_get_their_close_codes():
     cases = [
         (b"\x81\x04ping", 1002),  # unmasked client frame
-        (b"\x81\xfe\x10\x00abcd", 1009),  # 4096-byte text over the 1024-byte limit
+        (b"\x81\xfe\x10\x01abcd", 1009),  # a 4097-byte text, over the 4096-byte limit
         (b"\x81\x82abcd" + bytes([0xFF ^ 0x61, 0xFE ^ 0x62]), 1007),  # invalid UTF-8
         (b"\x83\x80abcd", 1002),  # reserved opcode
     ]

@@ -71,7 +71,8 @@ class WebSocketError(Exception):
         self.reason = reason
 
 
-# §4.1 The opening handshake (RFC 6455 §4.2): a GET with Upgrade headers, answered by 101.
+# The opening handshake (RFC 6455 §4.2): a GET to /ws with Upgrade headers, answered by 101;
+# anything else gets a short non-200 answer (docs/protocol.md §1: no HTTP interface).
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_REQUEST_BYTES = const(4096)
 MAX_HEADERS = const(32)
@@ -172,7 +173,7 @@ def accept_response(accept: str) -> bytes:
     ).encode()
 
 
-# §4.2 Client frames (RFC 6455 §5): always masked; messages may be fragmented.
+# Client frames (RFC 6455 §5, docs/protocol.md §4): always masked; messages may be fragmented.
 _CONTROL_MAX = const(125)
 
 

@@ -71,19 +71,18 @@ class Connection:
         server = self.server
         self.task = core.cur_task
         reader = None
-        # No Nagle: a small reply followed by a frame would otherwise wait for the client's
-        # delayed ACK (40 ms on Linux clients).
-        self.sock.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
-        if server.send_buffer_bytes:
-            self.sock.setsockopt(_SOL_SOCKET, _SO_SNDBUF, server.send_buffer_bytes)
+        try:
+            # No Nagle: a small reply followed by a frame would otherwise wait for the
+            # client's delayed ACK (40 ms with Linux clients; see BENCHMARKS.md).
+            self.sock.setsockopt(
+                getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
+            if server.send_buffer_bytes:
+                self.sock.setsockopt(_SOL_SOCKET, _SO_SNDBUF, server.send_buffer_bytes)
+        except OSError as error:
+            log("socket option refused (%s); streaming anyway" % error)
         try:
             head = await asyncio.wait_for_ms(self._read_request(), server.handshake_timeout_ms)
-            try:
-                accept = parse_request(head, protocol.WS_PATH)
-            except HandshakeError as error:
-                await self._write(error.response)
-                return
-            await self._write(accept_response(accept))
+            await self._write(accept_response(parse_request(head, protocol.WS_PATH)))
             if len(server.hub.subscriptions) >= server.max_clients:
                 self._refuse_full()
             else:
@@ -94,11 +93,15 @@ class Connection:
                 self.send_text(protocol.welcome_message(server.welcome_fields()))
             reader = asyncio.create_task(self._read_loop())
             await self._write_loop()
+        except HandshakeError as error:  # not an upgrade to /ws: a short answer, then close
+            try:
+                await self._write(error.response)
+            except OSError:
+                pass
         except asyncio.TimeoutError:
             log("closing %s: no handshake within %d ms" % (self.peer, server.handshake_timeout_ms))
-        except (OSError, HandshakeError) as error:
-            if isinstance(error, HandshakeError):
-                await self._write(error.response)
+        except OSError:  # the client went away
+            pass
         finally:
             self._finish(reader)
 
@@ -125,7 +128,10 @@ class Connection:
                 self.outbox_bytes -= len(data)
                 await self._write(data)
             if self.closing:
-                await asyncio.wait_for_ms(self.peer_done.wait(), CLOSE_LINGER_MS)
+                try:  # the client answers our close frame, or we close the socket anyway
+                    await asyncio.wait_for_ms(self.peer_done.wait(), CLOSE_LINGER_MS)
+                except asyncio.TimeoutError:
+                    pass
                 return
             if self.peer_done.is_set():
                 return
