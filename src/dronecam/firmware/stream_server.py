@@ -1,4 +1,4 @@
-"""The device's WebSocket-only stream server on asyncio streams (docs/firmware.md §Server).
+"""The device's WebSocket-only stream server on asyncio streams (docs/firmware.md, "How it works").
 
 One task per client writes: replies first, then the newest frame, straight from its ring
 slot (header and payload framed once for everyone, no copy). A second task per client reads
