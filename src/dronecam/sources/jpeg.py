@@ -86,7 +86,7 @@ def fit_size(width: int, height: int, max_width: int, max_height: int) -> tuple[
 
 
 def encode_yuv420(planar: np.ndarray, width: int, height: int, quality: int) -> bytes:
-    """Encode a yuv420p frame (`height * 3 / 2` rows of `width`) without a colour conversion."""
+    """Encode a full-range yuvj420p frame (`height * 3 / 2` rows of `width`), no colour conversion."""
     quarter = (height // 2, width // 2)
     chroma = height * width // 4
     flat = planar.reshape(-1)

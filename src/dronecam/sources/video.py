@@ -56,7 +56,7 @@ class VideoReader:
                     yield data, (float(pts * packet.time_base) if pts is not None else None)
                     continue
             for frame in packet.decode():  # the empty packet at the end flushes the decoder
-                planar = frame.to_ndarray(width=self.width, height=self.height, format="yuv420p")
+                planar = frame.to_ndarray(width=self.width, height=self.height, format="yuvj420p")
                 yield encode_yuv420(planar, self.width, self.height, self.quality), frame.time
 
     def read(self) -> tuple[bytes, float | None] | None:
