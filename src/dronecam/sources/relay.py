@@ -17,7 +17,7 @@ from ..core.source import SourceError
 class RelaySource:
     """Frames from an upstream stream, taken with credit flow so they are always the newest."""
 
-    def __init__(self, url: str, settings=None, window: int = 2, open_timeout_s: float = 5.0):
+    def __init__(self, url: str, settings=None, window: int = 2, open_timeout_s: float = 1.5):
         self.url = url
         self.name = "relay:%s" % url
         self.window = window
