@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 from typing import Any
 
 from ..core.source import SourceError
@@ -43,6 +44,7 @@ def _backend():
         from linuxpy.video import device
     except ImportError:
         raise SourceError("v4l2: needs linuxpy: pip install 'dronecam[v4l2]'") from None
+    logging.getLogger("linuxpy").setLevel(logging.WARNING)  # it logs every open at INFO
     return device
 
 

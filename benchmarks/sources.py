@@ -1,0 +1,254 @@
+"""Sources and relay benchmark: latency each relay hop adds, relay CPU per client, and the cost
+per frame of MJPEG passthrough against encoding (BENCHMARKS.md, "Sources and relay").
+
+    python benchmarks/sources.py [--seconds 8] [--clients 1,10,50]
+
+Servers run as real `dronecam serve` processes on 127.0.0.1; the clients run here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from dronecam.client import StreamClient
+from dronecam.core.hub import build_frame
+from dronecam.core.protocol import read_tags
+from dronecam.sources.jpeg import encode_yuv420, encode_yuyv
+from dronecam.sources.synthetic import SyntheticCamera
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _serve(source: str, port: int) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dronecam",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--source",
+        source,
+        "--loop",
+        "--max-clients",
+        "500",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = "ws://127.0.0.1:%d/ws" % port
+    for _ in range(100):
+        try:
+            async with StreamClient(url) as client:
+                async for _frame in client.frames():
+                    return process
+        except Exception:
+            await asyncio.sleep(0.1)
+    raise SystemExit("server %s did not start" % url)
+
+
+async def _watch(url: str, origin_offset_us: list[int], seconds: float, out: list[float]):
+    """Latency from the origin's capture (the innermost tag) to arrival here, in ms."""
+    async with StreamClient(url) as client:
+        deadline = time.monotonic() + seconds
+        async for frame in client.frames():
+            origin_capture_us = read_tags(frame.jpeg)[-1][1]
+            out.append((frame.received_us + origin_offset_us[0] - origin_capture_us) / 1000)
+            if time.monotonic() > deadline:
+                return
+
+
+async def _origin_offset(url: str) -> int:
+    """Origin clock minus ours, from the client library's timed round trips."""
+    async with StreamClient(url) as client:
+        count = 0
+        async for _item in client:
+            count += 1
+            if client.clock_offset_us is not None and count > 60:
+                return client.clock_offset_us
+    raise SystemExit("no clock from the origin")
+
+
+async def _clients(url: str, count: int, seconds: float) -> int:
+    """`count` clients taking frames for `seconds`; returns the frames they got in all."""
+    received = [0]
+
+    async def one() -> None:
+        async with StreamClient(url) as client:
+            deadline = time.monotonic() + seconds
+            async for _frame in client.frames():
+                received[0] += 1
+                if time.monotonic() > deadline:
+                    return
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return received[0]
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def relay_bench(seconds: float, client_counts: list[int]) -> None:
+    camera = SyntheticCamera()
+    jpegs = b"".join(camera.render(n) for n in range(1, 301))
+    with tempfile.TemporaryDirectory() as folder:
+        frames = Path(folder) / "frames.mjpeg"
+        frames.write_bytes(jpegs)
+        ports = [_free_port() for _ in range(3)]
+        urls = ["ws://127.0.0.1:%d/ws" % port for port in ports]
+        processes = [await _serve("file:%s" % frames, ports[0])]
+        processes.append(await _serve(urls[0], ports[1]))
+        processes.append(await _serve(urls[1], ports[2]))
+        try:
+            offset = [await _origin_offset(urls[0])]
+            latencies: list[list[float]] = [[], [], []]
+            await asyncio.gather(
+                *(
+                    _watch(url, offset, seconds, out)
+                    for url, out in zip(urls, latencies, strict=True)
+                )
+            )
+            print(
+                "\n### Latency per hop (30 fps 640x480, one client per server, %.0f s)\n" % seconds
+            )
+            print("| client connected to | frames | p50 ms | p99 ms | p50 added by this hop ms |")
+            print("|---|---|---|---|---|")
+            previous = None
+            for name, values in zip(
+                ("origin", "relay 1 hop", "relay 2 hops"), latencies, strict=True
+            ):
+                p50 = statistics.median(values)
+                added = "" if previous is None else "%+.2f" % (p50 - previous)
+                previous = p50
+                print(
+                    "| %s | %d | %.2f | %.2f | %s |"
+                    % (name, len(values), p50, _percentile(values, 0.99), added)
+                )
+
+            relay = psutil.Process(processes[1].pid)
+            print("\n### Relay CPU per client (relay 1 hop, %.0f s per row)\n" % seconds)
+            print(
+                "| clients | frames delivered | fps per client | relay CPU % "
+                "| CPU us per frame sent, above the idle relay |"
+            )
+            print("|---|---|---|---|---|")
+            idle_share = 0.0
+            for count in [0, *client_counts]:
+                relay.cpu_times()
+                before = relay.cpu_times()
+                started = time.monotonic()
+                if count:
+                    delivered = await _clients(urls[1], count, seconds)
+                else:
+                    await asyncio.sleep(seconds)
+                    delivered = 0
+                elapsed = time.monotonic() - started
+                after = relay.cpu_times()
+                cpu_s = (after.user + after.system) - (before.user + before.system)
+                if not count:
+                    idle_share = cpu_s / elapsed  # taking the upstream, serving nobody
+                per_frame = (
+                    "%.0f" % ((cpu_s - idle_share * elapsed) / delivered * 1e6)
+                    if delivered
+                    else "-"
+                )
+                print(
+                    "| %d | %d | %.1f | %.1f | %s |"
+                    % (
+                        count,
+                        delivered,
+                        delivered / elapsed / max(count, 1),
+                        100 * cpu_s / elapsed,
+                        per_frame,
+                    )
+                )
+        finally:
+            for process in processes:
+                process.terminate()
+                await process.wait()
+
+
+def _cost_us(function, repeat: int) -> float:
+    function()
+    start = time.process_time()
+    for _ in range(repeat):
+        function()
+    return (time.process_time() - start) / repeat * 1e6
+
+
+def _paths(jpeg: bytes, yuyv: bytes, yuv, width: int, height: int) -> dict:
+    """What each kind of source does to one frame before the hub has it."""
+    import simplejpeg
+
+    def reencode() -> bytes:
+        return simplejpeg.encode_jpeg(simplejpeg.decode_jpeg(jpeg), 81, fastdct=True)
+
+    return {
+        "MJPEG passthrough (copy + tag + frame)": lambda: build_frame(bytes(jpeg), 1, 0),
+        "YUYV encoded once (v4l2 fallback)": lambda: build_frame(
+            encode_yuyv(yuyv, width, height, 12), 1, 0
+        ),
+        "yuv420 encoded (file: video decode path, encode only)": lambda: build_frame(
+            encode_yuv420(yuv, width, height, 12), 1, 0
+        ),
+        "JPEG decoded + re-encoded": lambda: build_frame(reencode(), 1, 0),
+    }
+
+
+def frame_cost_bench(repeat: int) -> None:
+    import av
+    import numpy as np
+    import simplejpeg
+
+    print("\n### Cost per frame, CPU time (%d frames each)\n" % repeat)
+    print("| size | path | us per frame | x passthrough |")
+    print("|---|---|---|---|")
+    for width, height in ((640, 480), (1280, 720)):
+        camera = SyntheticCamera(width, height)
+        jpeg = camera.render(1)
+        rgb = simplejpeg.decode_jpeg(jpeg)
+        yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").to_ndarray(format="yuvj420p")
+        packed = np.full((height, width * 2), 128, np.uint8)
+        packed[:, 0::2] = rgb[..., 1]
+        yuyv = packed.tobytes()
+        paths = _paths(jpeg, yuyv, yuv, width, height)
+        base = None
+        for name, function in paths.items():
+            cost = _cost_us(function, repeat)
+            base = base or cost
+            print("| %dx%d | %s | %.0f | %.1f |" % (width, height, name, cost, cost / base))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each measurement")
+    parser.add_argument("--clients", default="1,10,50", help="relay client counts")
+    parser.add_argument("--repeat", type=int, default=300, help="frames per cost measurement")
+    args = parser.parse_args()
+    print(
+        "## Sources and relay (python %s, %d cores, load %.1f)"
+        % (sys.version.split()[0], os.cpu_count() or 0, os.getloadavg()[0])
+    )
+    frame_cost_bench(args.repeat)
+    asyncio.run(relay_bench(args.seconds, [int(n) for n in args.clients.split(",")]))
+
+
+if __name__ == "__main__":
+    main()
