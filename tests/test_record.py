@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -152,3 +153,15 @@ async def test_record_command_with_frames_then_ctrl_c(tmp_path):
         assert b"closed and playable" in err
     assert _read_back(tmp_path / "five.avi")[2] == 5
     assert _read_back(tmp_path / "ctrl-c.mp4")[2] > 0
+
+
+async def test_the_python_example_in_the_docs_runs(tmp_path, monkeypatch):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "recording.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "record(" in b]
+    monkeypatch.chdir(tmp_path)
+    async with host_server(ListSource(JPEGS, fps=30)) as server:
+        code = block.replace("ws://127.0.0.1:8080/ws", server.url)
+        namespace: dict = {}
+        exec(code.replace("asyncio.run(main())", ""), namespace)
+        await asyncio.wait_for(namespace["main"](), seconds(15))
+    assert _read_back(tmp_path / "clip.mkv")[2] > 10
