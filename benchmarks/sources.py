@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import json
 import os
 import socket
 import statistics
@@ -19,8 +21,9 @@ import time
 from pathlib import Path
 
 import psutil
+import websockets
 
-from dronecam.client import StreamClient
+from dronecam.client import StreamClient, monotonic_us
 from dronecam.core.hub import build_frame
 from dronecam.core.protocol import read_tags
 from dronecam.sources.jpeg import encode_yuv420, encode_yuyv
@@ -62,26 +65,42 @@ async def _serve(source: str, port: int) -> asyncio.subprocess.Process:
     raise SystemExit("server %s did not start" % url)
 
 
-async def _watch(url: str, origin_offset_us: list[int], seconds: float, out: list[float]):
-    """Latency from the origin's capture (the innermost tag) to arrival here, in ms."""
-    async with StreamClient(url) as client:
+async def _clock_offset_us(url: str, samples: int = 40) -> int:
+    """The server's clock minus ours, from the `clock` round trip with the least delay."""
+    best: tuple[int, int] | None = None
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        for _ in range(samples):
+            sent_us = monotonic_us()
+            await ws.send("clock")
+            while True:
+                message = await ws.recv()
+                if isinstance(message, str) and '"clock"' in message:
+                    break
+            now_us = monotonic_us()
+            sample = (now_us - sent_us, json.loads(message)["server_us"] - (sent_us + now_us) // 2)
+            best = min(best or sample, sample)
+    assert best is not None
+    return best[1]
+
+
+async def _hop_latencies(urls: list[str], seconds: float) -> list[list[float]]:
+    """Per frame, from one client at the end of the chain: the time from each hop's capture
+    stamp to the next one's, and from the last to arrival here (ms, on one clock)."""
+    offsets = [await _clock_offset_us(url) for url in urls]
+    legs: list[list[float]] = [[] for _ in urls]
+    async with StreamClient(urls[-1]) as client:
         deadline = time.monotonic() + seconds
         async for frame in client.frames():
-            origin_capture_us = read_tags(frame.jpeg)[-1][1]
-            out.append((frame.received_us + origin_offset_us[0] - origin_capture_us) / 1000)
+            tags = list(reversed(read_tags(frame.jpeg)))  # origin first
+            local_us = [
+                capture_us - offset for (_, capture_us), offset in zip(tags, offsets, strict=True)
+            ]
+            local_us.append(frame.received_us)
+            for leg, (start, end) in zip(legs, itertools.pairwise(local_us), strict=True):
+                leg.append((end - start) / 1000)
             if time.monotonic() > deadline:
-                return
-
-
-async def _origin_offset(url: str) -> int:
-    """Origin clock minus ours, from the client library's timed round trips."""
-    async with StreamClient(url) as client:
-        count = 0
-        async for _item in client:
-            count += 1
-            if client.clock_offset_us is not None and count > 60:
-                return client.clock_offset_us
-    raise SystemExit("no clock from the origin")
+                return legs
+    return legs
 
 
 async def _clients(url: str, count: int, seconds: float) -> int:
@@ -117,30 +136,29 @@ async def relay_bench(seconds: float, client_counts: list[int]) -> None:
         processes.append(await _serve(urls[0], ports[1]))
         processes.append(await _serve(urls[1], ports[2]))
         try:
-            offset = [await _origin_offset(urls[0])]
-            latencies: list[list[float]] = [[], [], []]
-            await asyncio.gather(
-                *(
-                    _watch(url, offset, seconds, out)
-                    for url, out in zip(urls, latencies, strict=True)
-                )
-            )
+            legs = await _hop_latencies(urls, seconds)
             print(
-                "\n### Latency per hop (30 fps 640x480, one client per server, %.0f s)\n" % seconds
+                "\n### Latency added per hop (30 fps 640x480, %d frames through 2 relays)\n"
+                % len(legs[0])
             )
-            print("| client connected to | frames | p50 ms | p99 ms | p50 added by this hop ms |")
-            print("|---|---|---|---|---|")
-            previous = None
-            for name, values in zip(
-                ("origin", "relay 1 hop", "relay 2 hops"), latencies, strict=True
-            ):
-                p50 = statistics.median(values)
-                added = "" if previous is None else "%+.2f" % (p50 - previous)
-                previous = p50
+            print("| leg | p50 ms | p90 ms | p99 ms |")
+            print("|---|---|---|---|")
+            names = ("origin -> relay 1", "relay 1 -> relay 2", "relay 2 -> client")
+            for name, values in zip(names, legs, strict=True):
                 print(
-                    "| %s | %d | %.2f | %.2f | %s |"
-                    % (name, len(values), p50, _percentile(values, 0.99), added)
+                    "| %s | %.2f | %.2f | %.2f |"
+                    % (
+                        name,
+                        statistics.median(values),
+                        _percentile(values, 0.9),
+                        _percentile(values, 0.99),
+                    )
                 )
+            total = [sum(parts) for parts in zip(*legs, strict=True)]
+            print(
+                "| origin -> client, end to end | %.2f | %.2f | %.2f |"
+                % (statistics.median(total), _percentile(total, 0.9), _percentile(total, 0.99))
+            )
 
             relay = psutil.Process(processes[1].pid)
             print("\n### Relay CPU per client (relay 1 hop, %.0f s per row)\n" % seconds)

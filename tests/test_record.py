@@ -165,3 +165,22 @@ async def test_the_python_example_in_the_docs_runs(tmp_path, monkeypatch):
         exec(code.replace("asyncio.run(main())", ""), namespace)
         await asyncio.wait_for(namespace["main"](), seconds(15))
     assert _read_back(tmp_path / "clip.mkv")[2] > 10
+
+
+def test_422_jpegs_from_a_yuyv_camera_remux_as_they_are(tmp_path):
+    import numpy as np
+
+    from dronecam.sources.jpeg import encode_yuyv
+
+    frames = [
+        encode_yuyv(np.full(320 * 240 * 2, level, np.uint8), 320, 240, 12)
+        for level in (60, 120, 180)
+    ]
+    recording = Recording(tmp_path / "yuyv.mkv")
+    for index, jpeg in enumerate(frames):
+        recording.write(jpeg, index * 33_000)
+    recording.close()
+    packets, _, decoded = _read_back(recording.path)
+    assert packets == frames and decoded == 3
+    with av.open(str(recording.path)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuvj422p"

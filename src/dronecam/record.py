@@ -19,6 +19,8 @@ H264_ENCODERS = ("libx264", "h264_v4l2m2m", "h264")
 # AVI has no timestamps, only a frame rate: a 1 ms tick keeps each frame's time, and the
 # muxer fills the ticks between frames with empty chunks (players repeat the last frame).
 _AVI_TIME_BASE = Fraction(1, 1000)
+# What each JPEG chroma subsampling is called as an ffmpeg pixel format (full range).
+_PIXEL_FORMATS = {"420": "yuvj420p", "422": "yuvj422p", "444": "yuvj444p", "Gray": "gray"}
 
 
 class RecordError(Exception):
@@ -64,7 +66,10 @@ class Recording:
         import av
         import simplejpeg
 
-        height, width, _colorspace, _subsampling = simplejpeg.decode_jpeg_header(jpeg)
+        try:
+            height, width, _colorspace, subsampling = simplejpeg.decode_jpeg_header(jpeg)
+        except ValueError as error:
+            raise RecordError("the first frame is not a JPEG this can read: %s" % error) from None
         try:
             self._container = av.open(str(self.path), "w")
         except OSError as error:
@@ -76,7 +81,7 @@ class Recording:
             stream.codec_context.time_base = MICROSECONDS
             self._decoder = av.CodecContext.create("mjpeg", "r")
         else:
-            stream.pix_fmt = "yuvj420p"
+            stream.pix_fmt = _PIXEL_FORMATS.get(subsampling, "yuvj420p")
         stream.time_base = _AVI_TIME_BASE if self.path.suffix.lower() == ".avi" else MICROSECONDS
         self._stream = stream
 
