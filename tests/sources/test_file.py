@@ -1,6 +1,7 @@
 """`file:` sources on media the tests make: MJPEG files, folders of JPEGs, video files."""
 
 import asyncio
+import time
 
 import pytest
 import simplejpeg
@@ -58,7 +59,10 @@ async def test_mjpeg_video_passes_jpegs_through_at_its_own_timestamps(tmp_path, 
     times_us = [0, 10_000, 15_000, 40_000, 45_000, 50_000, 90_000, 100_000]
     path = write_mjpeg_mkv(tmp_path / "recorded.mkv", jpegs, times_us)
     source = make_source("file:%s" % path)  # no fps: the file's own timestamps pace it
+    started = time.monotonic()
     assert await _read_all(source) == jpegs
+    # Never faster than the timestamps (a lower bound only: a slow machine cannot fail it).
+    assert time.monotonic() - started >= 0.095
 
 
 async def test_loop_replays_from_the_start(tmp_path, jpegs):
