@@ -1,12 +1,16 @@
 """`file:` sources on media the tests make: MJPEG files, folders of JPEGs, video files."""
 
 import asyncio
+import os
+import sys
 import time
 
 import pytest
 import simplejpeg
 from conftest import write_h264, write_mjpeg_mkv
 
+from dronecam.client import StreamClient
+from dronecam.core.protocol import strip_tags
 from dronecam.core.source import SourceError
 from dronecam.sources import SourceSettings, make_source
 from support import seconds
@@ -109,3 +113,52 @@ async def test_empty_folder_is_refused(tmp_path):
 def test_unknown_uri_lists_the_kinds():
     with pytest.raises(SourceError, match="v4l2:/dev/video0"):
         make_source("camera0")
+
+
+async def _serve(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dronecam",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *args,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def test_dronecam_serve_plays_a_file_in_a_loop(tmp_path, jpegs):
+    path = tmp_path / "flight.mjpeg"
+    path.write_bytes(b"".join(jpegs[:3]))
+    server = await _serve("--source", "file:%s" % path, "--loop", "--fps", "60")
+    try:
+
+        async def endpoint() -> str:
+            assert server.stdout is not None
+            while line := (await server.stdout.readline()).decode():
+                if "endpoint: " in line:
+                    return line.split("endpoint: ")[1].strip()
+            raise AssertionError("the server ended without serving")
+
+        url = await asyncio.wait_for(endpoint(), seconds(20))
+        async with StreamClient(url) as client:
+            frames = client.frames()
+            for _ in range(8):  # more frames than the file holds: it loops
+                frame = await asyncio.wait_for(anext(frames), seconds(5))
+                assert strip_tags(frame.jpeg) in jpegs[:3]
+            assert client.welcome["source"] == "file:flight.mjpeg"
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+async def test_dronecam_serve_refuses_a_missing_file(tmp_path):
+    server = await _serve("--source", "file:%s" % (tmp_path / "missing.mp4"))
+    output, _ = await asyncio.wait_for(server.communicate(), seconds(20))
+    assert server.returncode == 1
+    assert "missing.mp4 does not exist" in output.decode()
