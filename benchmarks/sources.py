@@ -37,22 +37,17 @@ def _free_port() -> int:
 
 
 async def _serve(source: str, port: int) -> asyncio.subprocess.Process:
+    options = {
+        "--host": "127.0.0.1",
+        "--port": str(port),
+        "--source": source,
+        "--max-clients": "500",
+    }
+    command = [sys.executable, "-m", "dronecam", "serve", "--loop"]
+    for option, value in options.items():
+        command += [option, value]
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dronecam",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--source",
-        source,
-        "--loop",
-        "--max-clients",
-        "500",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     url = "ws://127.0.0.1:%d/ws" % port
     for _ in range(100):
