@@ -22,7 +22,8 @@ def _add_serve(commands) -> None:
     parser.add_argument(
         "--source",
         default="synthetic:",
-        help="camera URI: synthetic: (default); see docs/sources.md",
+        help="camera URI: synthetic: (default), v4l2:/dev/video0, opencv:0, file:PATH, "
+        "picamera2:, ws://HOST:PORT/ws (relay); see docs/sources.md",
     )
     parser.add_argument(
         "--max-clients",
@@ -31,7 +32,10 @@ def _add_serve(commands) -> None:
         help="clients served at once; the next is refused (default: 5)",
     )
     parser.add_argument(
-        "--fps", type=float, default=protocol.DEFAULT_FPS, help="frames per second (default: 30)"
+        "--fps",
+        type=float,
+        default=None,
+        help="frames per second (default: the source's own; 30 for synthetic:)",
     )
     parser.add_argument(
         "--size",
@@ -307,6 +311,70 @@ def _run_firmware_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_record(commands) -> None:
+    parser = commands.add_parser(
+        "record",
+        help="record a stream to .mkv/.avi (JPEGs kept) or .mp4 (H.264)",
+        description="Record ws://HOST:PORT/ws to a video file until the duration or frame "
+        "count is reached, the connection is lost, or Ctrl-C; the file is always left playable.",
+    )
+    parser.add_argument("url", help="stream URL, e.g. ws://192.168.4.1/ws")
+    parser.add_argument("out", help="output file: .mkv, .avi (no re-encoding) or .mp4 (H.264)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    parser.set_defaults(run=_run_record)
+
+
+def _run_record(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from .client import StreamError
+    from .record import RecordError, record
+
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed} frames"),
+        TextColumn("{task.fields[fps]:5.1f} fps"),
+        TextColumn("{task.fields[size]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task(Path(args.out).name, fps=0.0, size="0 KB")
+        first = [0.0]
+
+        def on_frame(recording) -> None:
+            now = time.monotonic()
+            if recording.frames == 1:
+                first[0] = now
+            elapsed = now - first[0]
+            fps = (recording.frames - 1) / elapsed if elapsed > 0 else 0.0
+            progress.update(
+                task,
+                completed=recording.frames,
+                fps=fps,
+                size="%.0f KB" % (recording.bytes_written / 1024),
+            )
+
+        try:
+            result = asyncio.run(
+                record(args.url, Path(args.out), args.duration, args.frames, on_frame)
+            )
+        except KeyboardInterrupt:
+            print("dronecam: interrupted; %s is closed and playable" % args.out, file=sys.stderr)
+            return 0
+        except (StreamError, RecordError) as error:
+            print("dronecam: %s" % error, file=sys.stderr)
+            return 1
+    print(
+        "%s: %d frames, %.1f s of video (%s)"
+        % (result.path, result.frames, result.seconds, result.reason)
+    )
+    return 0 if result.frames else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dronecam",
@@ -316,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_clients(commands)
     _add_firmware(commands)
+    _add_record(commands)
     return parser
 
 

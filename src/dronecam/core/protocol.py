@@ -183,6 +183,29 @@ def read_tag(jpeg):
     return fields[4], fields[5]
 
 
+def read_tags(jpeg):
+    """Every tag's (seq, capture_us), nearest hop first: a relay keeps the tags before its own."""
+    tags: list = []
+    if len(jpeg) < 2 or bytes(jpeg[0:2]) != SOI:
+        return tags
+    offset = 2
+    while len(jpeg) >= offset + TAG_SIZE:
+        fields = struct.unpack_from(_TAG_FORMAT, jpeg, offset)
+        if fields[0] != _COM or fields[1] != _TAG_SEGMENT_LENGTH or fields[2] != TAG_MAGIC:
+            break
+        tags.append((fields[4], fields[5]))
+        offset += TAG_SIZE
+    return tags
+
+
+def strip_tags(jpeg) -> bytes:
+    """The JPEG without its tags: the bytes the first camera made."""
+    count = len(read_tags(jpeg))
+    if not count:
+        return bytes(jpeg)
+    return bytes(jpeg[0:2]) + bytes(jpeg[2 + count * TAG_SIZE :])
+
+
 def check_jpeg(jpeg, max_bytes: int = MAX_FRAME_SIZE):
     """None if `jpeg` may be sent, else why not: "oversized", "corrupt" or "truncated" (§6).
 

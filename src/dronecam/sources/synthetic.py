@@ -130,3 +130,10 @@ class SyntheticCamera:
     async def close(self) -> None:
         self._terrain = None
         self._pacer = None
+
+
+def from_uri(argument: str, settings) -> SyntheticCamera:
+    """`synthetic:` takes no argument; size, fps and quality come from the settings."""
+    return SyntheticCamera(
+        settings.width, settings.height, settings.fps or DEFAULT_FPS, settings.quality
+    )
