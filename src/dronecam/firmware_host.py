@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -252,7 +253,11 @@ def run(port: int, frames: Path | None, heapsize: str | None, **overrides) -> in
             frames = write_frames(Path(temp) / "frames")
         command, env = host_command(bundle, port=port, heapsize=heapsize, **overrides)
         env["DRONECAM_FRAMES"] = str(frames)
+        process = subprocess.Popen(command, env=env, cwd=temp)
+        # Stopping this command stops the firmware too (Ctrl-C reaches both by itself).
+        signal.signal(signal.SIGTERM, lambda *_: process.terminate())
         try:
-            return subprocess.call(command, env=env, cwd=temp)
+            code = process.wait()
         except KeyboardInterrupt:
-            return 0
+            code = process.wait()
+        return max(code, 0)  # negative: ended by our signal, a normal stop

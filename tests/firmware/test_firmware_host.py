@@ -1,6 +1,10 @@
 """The host side of the firmware: the bundle, precompiling, deploying (transport replaced)."""
 
+import asyncio
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +141,32 @@ def test_deploy_stops_at_the_first_failing_call():
     with pytest.raises(FirmwareError, match="/dev/ttyUSB0"):
         deploy("/dev/ttyUSB0", run=recorder, log=lambda line: None)
     assert len(recorder.calls) == 1
+
+
+async def test_cli_firmware_run_serves_until_stopped():
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dronecam",
+        "firmware",
+        "run",
+        "--port",
+        "0",
+        "--frames",
+        str(shared_dir() / "frames"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])},
+    )
+    try:
+        url = None
+        while url is None:
+            line = await asyncio.wait_for(process.stdout.readline(), seconds(15))
+            assert line, "dronecam firmware run ended early"
+            match = re.search(rb"WebSocket endpoint: (ws://\S+)", line)
+            url = match.group(1).decode() if match else None
+        async with websockets.connect(url) as ws:
+            assert "welcome" in await asyncio.wait_for(ws.recv(), seconds(5))
+    finally:
+        process.terminate()
+        await process.wait()
