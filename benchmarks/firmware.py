@@ -1,6 +1,7 @@
 """Memory and speed of the firmware on the MicroPython unix port (BENCHMARKS.md §Firmware).
 
     python benchmarks/firmware.py speed      # per-client fps and latency, 1 and 5 clients
+    python benchmarks/firmware.py credit     # the same, 5 clients with credit flow (window 2)
     python benchmarks/firmware.py alloc      # bytes allocated per frame sent
     python benchmarks/firmware.py soak       # heap after warm-up over 10,000 frames, 5 clients
     python benchmarks/firmware.py heapsize   # smallest -X heapsize for 5 clients at 30 fps
@@ -34,13 +35,15 @@ def frames_folder(root: Path, count: int) -> Path:
     return folder
 
 
-async def watch(url: str, clients: int, seconds: float, warmup_s: float = 2.0) -> dict:
-    """Run `clients` StreamClients (no credit window, as the original clients) and measure."""
+async def watch(
+    url: str, clients: int, seconds: float, warmup_s: float = 2.0, window: int | None = None
+) -> dict:
+    """Run `clients` StreamClients (by default no credit window, as the original clients)."""
     heartbeats: list[dict] = []
 
     async def one(index: int) -> tuple[int, float, list[float]]:
         frames, latencies = 0, []
-        async with StreamClient(url, window=None) as client:
+        async with StreamClient(url, window=window) as client:
             start = time.monotonic()
             measure_from = start + warmup_s
             async for item in client:
@@ -101,6 +104,19 @@ async def speed(root: Path) -> None:
                 result["p99"] / base["p99"],
             )
         )
+
+
+async def credit(root: Path) -> None:
+    """5 clients with credit flow (window 2, the client library's default), one ack a frame."""
+    fw = await firmware(root, frames_folder(root, 30))
+    try:
+        result = await watch(fw.url, 5, 10, window=2)
+    finally:
+        await fw.stop()
+    print(
+        "| 5 (window 2) | firmware | %.1f / %.1f | %.1f / %.1f |"
+        % (result["fps_min"], result["fps_mean"], result["p50"], result["p99"])
+    )
 
 
 def per_frame_allocation(heartbeats: list[dict]) -> list[float]:
@@ -210,7 +226,9 @@ def main() -> None:
     what = sys.argv[1] if len(sys.argv) > 1 else "speed"
     root = Path(tempfile.mkdtemp(prefix="dronecam-fw-bench-"))
     build_bundle(root / "bundle")
-    run = {"speed": speed, "alloc": alloc, "soak": soak, "heapsize": heapsize}[what]
+    run = {"speed": speed, "credit": credit, "alloc": alloc, "soak": soak, "heapsize": heapsize}[
+        what
+    ]
     asyncio.run(run(root))
 
 
