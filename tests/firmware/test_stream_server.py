@@ -105,7 +105,7 @@ async def test_max_clients_refused_with_server_full():
                 assert error["error"] == "server_full"
                 assert await _closed(three) == protocol.CLOSE_TRY_AGAIN_LATER
             await two.close()
-        await asyncio.sleep(seconds(0.3))
+        await fw.wait_for_log("disconnected", seconds(5))
         async with websockets.connect(fw.url) as again:
             assert (await _text(again))["type"] == "welcome"
 
@@ -152,20 +152,26 @@ async def test_slow_client_skips_to_newest_frame_while_others_keep_up():
 
 async def test_credit_window_bounds_unacknowledged_frames():
     async with firmware_server() as fw, websockets.connect(fw.url) as ws:
+
+        async def sent() -> int:
+            await ws.send("get_stats")
+            return (await _reply(ws, "stats"))["sent"]
+
         await _text(ws)
         await ws.send("window 2")
         assert (await _reply(ws, "window"))["window"] == 2
-        await asyncio.sleep(seconds(0.5))  # frames taken before the window count against it
+        await asyncio.sleep(seconds(0.5))
+        stalled = await sent()
+        await asyncio.sleep(seconds(0.5))
+        assert await sent() == stalled  # two frames out, none acknowledged: nothing more
         await ws.send("ack 2")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds(5)
+        while (count := await sent()) < stalled + 2 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        assert count == stalled + 2  # exactly the two credits returned
         await asyncio.sleep(seconds(0.5))
-        await ws.send("get_stats")
-        before = await _reply(ws, "stats")
-        await asyncio.sleep(seconds(0.5))
-        await ws.send("get_stats")
-        after = await _reply(ws, "stats")
-        assert after["sent"] - before["sent"] == 0  # no credit left: nothing more was sent
-        await ws.send("ack")
-        await _frame(ws)
+        assert await sent() == stalled + 2
 
 
 async def test_stream_timeout_closes_a_client_that_takes_nothing():
