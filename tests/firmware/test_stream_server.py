@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import random
 import socket
 import struct
 
@@ -277,3 +278,35 @@ async def test_camera_watchdog_reinitialises_a_stalled_camera():
         await fw.wait_for_log("[Camera] stalled", seconds(5))
         await ws.send("get_stats")
         assert (await _reply(ws, "stats"))["camera_restarts"] >= 1
+
+
+async def test_garbage_and_abrupt_disconnects_never_take_the_server_down():
+    rng = random.Random(7)
+
+    def abuse(url: str, upgrade: bool, payload: bytes) -> None:
+        sock = _raw_connect(url)
+        try:
+            if upgrade:
+                _raw_handshake(sock)
+            sock.sendall(payload)
+            sock.recv(100)  # whatever comes first (a frame, an answer or the close)
+        except OSError:
+            pass
+        finally:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # a reset, not a clean close
+
+    async with firmware_server(handshake_timeout_ms=500) as fw:
+        for _ in range(3):  # 8 at a time: more than MAX_CLIENTS, all misbehaving
+            payloads = [
+                bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000))) for _ in range(8)
+            ]
+            await asyncio.gather(
+                *(asyncio.to_thread(abuse, fw.url, i % 2 == 0, p) for i, p in enumerate(payloads))
+            )
+        async with websockets.connect(fw.url) as ws:
+            assert (await _text(ws))["type"] == "welcome"
+            await _frame(ws)
+            await ws.send("get_stats")
+            assert (await _reply(ws, "stats"))["clients"] == 1
+        assert "Traceback" not in fw.log() and "Error" not in fw.log()
