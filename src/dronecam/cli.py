@@ -375,6 +375,101 @@ def _run_record(args: argparse.Namespace) -> int:
     return 0 if result.frames else 1
 
 
+def _add_bench(commands) -> None:
+    parser = commands.add_parser(
+        "bench",
+        help="benchmark the fan-out against websockets.broadcast and a naive loop",
+        description="Start a server (or target --url), run N clients for T seconds, report "
+        "fps, drops, latency, throughput, server CPU per frame sent and RSS (docs/bench.md).",
+    )
+    parser.add_argument("-n", "--clients", type=int, default=5, help="normal clients (default: 5)")
+    parser.add_argument(
+        "-t", "--seconds", type=float, default=20, help="measured seconds per run (default: 20)"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="client processes to spread over (default: 1)"
+    )
+    parser.add_argument(
+        "--slow", type=int, default=0, help="extra clients that read 5 frames a second"
+    )
+    parser.add_argument(
+        "--credit", action="store_true", help="slow clients use credit flow (window 2 + ack)"
+    )
+    parser.add_argument(
+        "--rcvbuf", type=int, default=0, help="slow clients' SO_RCVBUF, bytes (default: kernel's)"
+    )
+    parser.add_argument(
+        "--server",
+        default="dronecam",
+        help="dronecam, broadcast, naive, a comma list or all (default: dronecam)",
+    )
+    parser.add_argument("--url", help="bench a running server instead of starting one")
+    parser.add_argument("--server-pid", type=int, help="with --url: its pid, for CPU and RSS")
+    parser.add_argument(
+        "--source",
+        default="synthetic:?prerender=60",
+        help="the servers' source (default: 60 pre-encoded frames looped, almost free per frame)",
+    )
+    parser.add_argument(
+        "--max-clients", type=int, help="server's client limit (default: clients + slow)"
+    )
+    parser.add_argument(
+        "--send-buffer", type=int, default=32 * 1024, help="dronecam's SO_SNDBUF per client"
+    )
+    parser.add_argument("--uvloop", action="store_true", help="run the servers on uvloop")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every server, for ratios (default: 1)"
+    )
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the dronecam server to FILE")
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write every figure as JSON ('-': stdout)"
+    )
+    parser.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from .bench import SERVER_KINDS, BenchSettings, run_bench
+    from .bench.report import LiveView, print_report
+
+    servers = SERVER_KINDS if args.server == "all" else tuple(args.server.split(","))
+    try:
+        settings = BenchSettings(
+            clients=args.clients,
+            seconds=args.seconds,
+            processes=args.processes,
+            slow=args.slow,
+            credit=args.credit,
+            rcvbuf=args.rcvbuf,
+            servers=servers,
+            url=args.url,
+            server_pid=args.server_pid,
+            source=args.source,
+            max_clients=args.max_clients,
+            send_buffer=args.send_buffer,
+            uvloop=args.uvloop,
+            repeat=args.repeat,
+            profile=args.profile,
+        )
+    except ValueError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 2
+    console = Console(stderr=args.json == "-")
+    console.width = max(console.width, 150)
+    with LiveView(console, settings.clients) as view:
+        report = run_bench(settings, view.on_event, view.start)
+    print_report(console, report)
+    if args.json == "-":
+        print(json.dumps(report, indent=1))
+    elif args.json:
+        with open(args.json, "w") as out:
+            json.dump(report, out, indent=1)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dronecam",
@@ -385,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_clients(commands)
     _add_firmware(commands)
     _add_record(commands)
+    _add_bench(commands)
     return parser
 
 

@@ -1,0 +1,431 @@
+"""The benchmark's clients: lean raw-socket WebSocket readers that validate every frame.
+
+They cost as little as a client can (one buffer append and a header parse per frame, no
+per-frame allocation beyond the read itself), so that client CPU does not hide server limits.
+A normal client reads everything; a slow client takes one frame every 200 ms straight from its
+socket (what the kernel holds is all the lag there is), optionally with credit flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import socket
+import struct
+import time
+from array import array
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from ..core import protocol
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+CONNECT_CONCURRENCY = 64
+
+
+def now_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+def masked_text(text: str) -> bytes:
+    """A client frame (RFC 6455 §5.3: clients mask) carrying a short text command."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    body = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes((0x81, 0x80 | len(payload))) + mask + body
+
+
+def masked_pong(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    body = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes((0x8A, 0x80 | len(payload))) + mask + body
+
+
+def handshake_request(url: str) -> tuple[bytes, bytes]:
+    """The upgrade request for `url` and the Sec-WebSocket-Accept it must be answered with."""
+    parts = urlsplit(url)
+    key = base64.b64encode(os.urandom(16))
+    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+    path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    request = (
+        "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        % (path, parts.netloc, key.decode())
+    ).encode()
+    return request, accept
+
+
+def check_handshake(response: bytes, accept: bytes) -> None:
+    """Raise ConnectionError unless `response` is a 101 with the right Sec-WebSocket-Accept."""
+    status, *lines = response.decode("latin-1").split("\r\n")
+    if not status.startswith("HTTP/1.1 101"):
+        raise ConnectionError("handshake refused: %s" % status)
+    headers = dict(line.split(":", 1) for line in lines if ":" in line)
+    answers = [v.strip() for k, v in headers.items() if k.lower() == "sec-websocket-accept"]
+    if answers != [accept.decode()]:
+        raise ConnectionError("handshake answered with a wrong Sec-WebSocket-Accept")
+
+
+class ClockProbe:
+    """The server clock's offset from ours, from the `clock` round trip with the least delay."""
+
+    def __init__(self) -> None:
+        self.offset_us = 0
+        self.rtt_us = -1
+
+    def add(self, sent_us: int, received_us: int, server_us: int) -> None:
+        rtt = received_us - sent_us
+        if self.rtt_us < 0 or rtt < self.rtt_us:
+            self.rtt_us = rtt
+            self.offset_us = server_us - (sent_us + received_us) // 2
+
+
+class Window:
+    """The measurement window of one client process, set by the bench once all are connected."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.closed = False
+        self.latencies = array("q")  # receive time minus capture time, local minus server clock
+        self.clock = ClockProbe()
+
+
+class LeanClient(asyncio.Protocol):
+    """One normal client: reads every frame, checks it, counts frames, gaps and bytes."""
+
+    def __init__(self, url: str, window: Window) -> None:
+        self.request, self.accept = handshake_request(url)
+        self.window = window
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.handshaken = False
+        self.clock_sent_us = 0
+        self.last_seq = 0
+        self.frames = 0
+        self.frames_total = 0
+        self.dropped = 0
+        self.bytes = 0
+        self.bad = 0
+        self.error = ""
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(self.error or "closed during handshake"))
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.handshaken:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            try:
+                check_handshake(bytes(buffer[: end + 4]), self.accept)
+            except ConnectionError as error:
+                self.error = str(error)
+                assert self.transport is not None
+                self.transport.close()
+                return
+            del buffer[: end + 4]
+            self.handshaken = True
+        position = self._parse(buffer)
+        if position:
+            del buffer[:position]
+
+    def _parse(self, buffer: bytearray) -> int:
+        position = 0
+        size = len(buffer)
+        while size - position >= 2:
+            second = buffer[position + 1]
+            length = second & 0x7F
+            start = position + 2
+            if length == 126:
+                if size - position < 4:
+                    break
+                length = (buffer[position + 2] << 8) | buffer[position + 3]
+                start = position + 4
+            elif length == 127:
+                if size - position < 10:
+                    break
+                length = struct.unpack_from(">Q", buffer, position + 2)[0]
+                start = position + 10
+            end = start + length
+            if end > size:
+                break
+            opcode = buffer[position] & 0x0F
+            if second & 0x80 or not buffer[position] & 0x80:
+                self.bad += 1  # servers never mask, and none of these servers fragments
+            elif opcode == 2:
+                self._on_binary(buffer, start, end)
+            elif opcode == 1:
+                self._on_text(bytes(buffer[start:end]))
+            elif opcode == 9 and self.transport is not None:
+                self.transport.write(masked_pong(bytes(buffer[start:end])))
+            elif opcode == 8 and self.transport is not None:
+                self.transport.close()
+            position = end
+        return position
+
+    def _on_binary(self, buffer: bytearray, start: int, end: int) -> None:
+        view = memoryview(buffer)
+        tag = protocol.read_tag(view[start:end])
+        ends_well = view[end - 2 : end] == protocol.EOI
+        view.release()
+        if tag is None or not ends_well or tag[0] <= self.last_seq:
+            self.bad += 1
+            return
+        seq, capture_us = tag
+        self.frames_total += 1
+        window = self.window
+        if window.open and not window.closed:
+            if self.last_seq:
+                self.dropped += seq - self.last_seq - 1
+            self.frames += 1
+            self.bytes += end - start
+            window.latencies.append(now_us() - capture_us)
+        self.last_seq = seq
+
+    def _on_text(self, payload: bytes) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return  # "pong" and other plain text
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "welcome" and not self.opened.done():
+            self.clock_sent_us = now_us()
+            self.send(protocol.CLOCK)
+            self.opened.set_result(None)
+        elif kind == "clock" and self.clock_sent_us:
+            self.window.clock.add(self.clock_sent_us, now_us(), message["server_us"])
+        elif kind == "error" and not self.opened.done():
+            self.error = "%s: %s" % (message.get("error"), message.get("message"))
+
+    def send(self, text: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(masked_text(text))
+
+    def figures(self, seconds: float) -> dict[str, Any]:
+        return {
+            "fps": self.frames / seconds if seconds else 0.0,
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "bytes": self.bytes,
+            "bad": self.bad,
+            "lost": self.lost,
+        }
+
+
+class SlowClient:
+    """A viewer that takes one frame every `period_s` straight from its socket.
+
+    It reads exactly one message at a time, so whatever waits for it is in the kernel's
+    buffers (and, without credit flow, the server's): its lag behind live is theirs.
+    """
+
+    def __init__(
+        self, url: str, period_s: float = 0.2, credit: bool = False, rcvbuf: int = 0
+    ) -> None:
+        self.url = url
+        self.period_s = period_s
+        self.credit = credit
+        self.rcvbuf = rcvbuf
+        self.sock: socket.socket | None = None
+        self.pending = bytearray()
+        self.clock = ClockProbe()
+        self.connected_s = 0.0
+        self.lags: list[tuple[float, float]] = []  # (seconds since connect, lag ms)
+        self.frames = 0
+        self.credit_granted = False
+        self.error = ""
+        self.until_s = 0.0  # monotonic seconds; the bench moves it once it knows the window
+
+    async def run(self, until_s: float) -> None:
+        self.until_s = until_s
+        loop = asyncio.get_running_loop()
+        parts = urlsplit(self.url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        if self.rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+        self.sock = sock
+        try:
+            await loop.sock_connect(sock, (parts.hostname, parts.port or 80))
+            request, accept = handshake_request(self.url)
+            await loop.sock_sendall(sock, request)
+            while b"\r\n\r\n" not in self.pending:
+                chunk = await loop.sock_recv(sock, 4096)
+                if not chunk:
+                    raise ConnectionError("closed during handshake")
+                self.pending += chunk
+            end = self.pending.find(b"\r\n\r\n") + 4
+            check_handshake(bytes(self.pending[:end]), accept)
+            del self.pending[:end]
+            self.connected_s = time.monotonic()
+            await self._probe_clock()
+            if self.credit:
+                await loop.sock_sendall(sock, masked_text("window 2"))
+            next_s = time.monotonic()
+            while time.monotonic() < self.until_s:
+                next_s += self.period_s
+                await asyncio.sleep(max(0.0, next_s - time.monotonic()))
+                await self._take_frame()
+        except (OSError, ConnectionError) as error:
+            self.error = str(error) or type(error).__name__
+        finally:
+            sock.close()
+
+    async def _probe_clock(self) -> None:
+        assert self.sock is not None
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            sent_us = now_us()
+            await loop.sock_sendall(self.sock, masked_text(protocol.CLOCK))
+            while True:
+                opcode, payload = await self._message()
+                if opcode == 1 and payload.startswith(b'{"type": "clock"'):
+                    self.clock.add(sent_us, now_us(), json.loads(payload)["server_us"])
+                    break
+
+    async def _take_frame(self) -> None:
+        assert self.sock is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            opcode, payload = await self._message()
+            if opcode == 1 and payload.startswith(b'{"type": "window"'):
+                self.credit_granted = True
+            if opcode == 2:
+                break
+        tag = protocol.read_tag(payload)
+        if tag is None:
+            raise ConnectionError("a frame without a dronecam tag")
+        self.frames += 1
+        lag_ms = (now_us() + self.clock.offset_us - tag[1]) / 1000
+        self.lags.append((time.monotonic() - self.connected_s, lag_ms))
+        if self.credit_granted:
+            await loop.sock_sendall(self.sock, masked_text(protocol.ACK))
+
+    async def _message(self) -> tuple[int, bytes]:
+        head = await self._read(2)
+        length = head[1] & 0x7F
+        if length == 126:
+            length = struct.unpack(">H", await self._read(2))[0]
+        elif length == 127:
+            length = struct.unpack(">Q", await self._read(8))[0]
+        payload = await self._read(length)
+        opcode = head[0] & 0x0F
+        if opcode == 8:
+            raise ConnectionError("closed by the server: %r" % payload[2:].decode(errors="replace"))
+        return opcode, payload
+
+    async def _read(self, size: int) -> bytes:
+        """Exactly `size` bytes, taking from the socket no more than is missing."""
+        assert self.sock is not None
+        loop = asyncio.get_running_loop()
+        while len(self.pending) < size:
+            chunk = await loop.sock_recv(self.sock, size - len(self.pending))
+            if not chunk:
+                raise ConnectionError("closed by the server")
+            self.pending += chunk
+        data = bytes(self.pending[:size])
+        del self.pending[:size]
+        return data
+
+    def figures(self, seconds: float) -> dict[str, Any]:
+        return {
+            "fps": self.frames / seconds if seconds else 0.0,
+            "frames": self.frames,
+            "lags": self.lags,
+            "error": self.error,
+            "credit": self.credit_granted,
+        }
+
+
+async def run_clients(job: dict[str, Any], report, start_at, end_at) -> dict[str, Any]:
+    """Connect a process's clients, report ready, measure in the window the bench sets, sum up.
+
+    Args:
+        job: url, clients, slow, credit, rcvbuf, index and deadline (monotonic seconds).
+        report: called with ("ready" | "tick", index, ...) tuples for the bench.
+        start_at, end_at: shared values, 0 until the bench opens the window.
+    """
+    loop = asyncio.get_running_loop()
+    url, index, deadline = job["url"], job["index"], job["deadline"]
+    parts = urlsplit(url)
+    window = Window()
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def connect() -> LeanClient:
+        async with gate:
+            _, client = await loop.create_connection(
+                lambda: LeanClient(url, window), parts.hostname, parts.port or 80
+            )
+            await asyncio.wait_for(client.opened, 20)
+            return client
+
+    slows = [
+        SlowClient(url, credit=job["credit"], rcvbuf=job["rcvbuf"]) for _ in range(job["slow"])
+    ]
+    slow_tasks = [asyncio.create_task(slow.run(deadline)) for slow in slows]
+    outcomes = await asyncio.gather(
+        *[connect() for _ in range(job["clients"])], return_exceptions=True
+    )
+    clients = [item for item in outcomes if isinstance(item, LeanClient)]
+    errors = sorted(
+        {str(item) or type(item).__name__ for item in outcomes if not isinstance(item, LeanClient)}
+    )
+    report(("ready", index, len(clients), errors[:3]))
+    while not start_at.value and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    start_s, end_s = start_at.value or deadline, end_at.value or deadline
+    for slow in slows:
+        slow.until_s = end_s
+    await asyncio.sleep(max(0.0, start_s - time.monotonic()))
+    window.open = True
+    cpu_start = time.process_time()
+    seen = sum(client.frames_total for client in clients)
+    while time.monotonic() < end_s:
+        await asyncio.sleep(min(1.0, max(0.0, end_s - time.monotonic())))
+        total = sum(client.frames_total for client in clients)
+        alive = sum(not client.lost for client in clients)
+        report(("tick", index, total - seen, alive))
+        seen = total
+    window.closed = True
+    cpu_s = time.process_time() - cpu_start
+    await asyncio.wait(slow_tasks, timeout=5) if slow_tasks else None
+    for client in clients:
+        if client.transport is not None:
+            client.transport.abort()
+    seconds = end_s - start_s
+    slow_seconds = [end_s - slow.connected_s if slow.connected_s else 0.0 for slow in slows]
+    return {
+        "index": index,
+        "clients": [client.figures(seconds) for client in clients],
+        "failed": len(outcomes) - len(clients),
+        "errors": errors[:3],
+        "slow": [slow.figures(s) for slow, s in zip(slows, slow_seconds, strict=True)],
+        "latencies_us": window.latencies.tobytes(),
+        "clock_offset_us": window.clock.offset_us,
+        "clock_rtt_us": window.clock.rtt_us,
+        "cpu_s": cpu_s,
+        "seconds": seconds,
+    }
+
+
+def client_process(job: dict[str, Any], queue, start_at, end_at) -> None:
+    """The body of one client process: its own event loop (uvloop if asked), results to `queue`."""
+    from .servers import open_files_for, runner
+
+    open_files_for(job["clients"] + job["slow"])
+    with runner(job["uvloop"]) as loop_runner:
+        result = loop_runner.run(run_clients(job, queue.put, start_at, end_at))
+    queue.put(("result", job["index"], result))
