@@ -78,6 +78,11 @@ def _add_serve(commands) -> None:
         help="also serve the browser viewer at http://HOST:PORT/ (off by default)",
     )
     parser.add_argument("--loop", action="store_true", help="loop file sources")
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run on uvloop, a faster event loop (the `fast` extra; see BENCHMARKS.md)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection event")
     parser.set_defaults(run=_run_serve)
 
@@ -125,8 +130,17 @@ def _run_serve(args: argparse.Namespace) -> int:
         await feed.open()
         await server.serve_forever()
 
+    loop_factory = None
+    if args.uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            print("dronecam: --uvloop needs uvloop: pip install 'dronecam[fast]'", file=sys.stderr)
+            return 2
+        loop_factory = uvloop.new_event_loop
     try:
-        asyncio.run(serve())
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve())
     except SourceError as error:
         print("dronecam: %s" % error, file=sys.stderr)
         return 1
@@ -416,7 +430,11 @@ def _add_bench(commands) -> None:
     parser.add_argument(
         "--send-buffer", type=int, default=32 * 1024, help="dronecam's SO_SNDBUF per client"
     )
-    parser.add_argument("--uvloop", action="store_true", help="run the servers on uvloop")
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run the dronecam server on uvloop (baselines stay on asyncio's loop)",
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds of every server, for ratios (default: 1)"
     )

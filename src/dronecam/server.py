@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import resource
 import socket
 import ssl
 from collections.abc import Callable, Sequence
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
@@ -36,6 +38,15 @@ from .core.websocket import OP_TEXT, frame
 log = logging.getLogger("dronecam.server")
 
 MAX_PENDING_REPLY_BYTES = 256 * 1024
+
+
+def raise_open_files_limit(connections: int) -> None:
+    """Raise this process's soft open-file limit to fit `connections` sockets (up to the hard one)."""
+    needed = connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        top = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, top), hard))
 
 
 class ServerSettings:
@@ -101,8 +112,8 @@ class Connection(asyncio.Protocol):
 
     # asyncio.Protocol: the I/O edge.
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCPTransport has the Transport interface without subclassing it.
+        self.transport = transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = "%s:%s" % peer[:2] if peer else "?"
         sock = transport.get_extra_info("socket")
@@ -361,6 +372,7 @@ class StreamServer:
         return "%s://%s:%d%s" % (self.settings.scheme, host, self.port, protocol.WS_PATH)
 
     async def start(self) -> None:
+        raise_open_files_limit(self.settings.max_clients)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: Connection(self),

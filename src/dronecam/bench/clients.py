@@ -105,6 +105,7 @@ class LeanClient(asyncio.Protocol):
         self.handshaken = False
         self.clock_sent_us = 0
         self.last_seq = 0
+        self.first_seq = 0
         self.frames = 0
         self.frames_total = 0
         self.dropped = 0
@@ -188,7 +189,9 @@ class LeanClient(asyncio.Protocol):
         self.frames_total += 1
         window = self.window
         if window.open and not window.closed:
-            if self.last_seq:
+            if not self.first_seq:
+                self.first_seq = seq
+            elif self.last_seq:
                 self.dropped += seq - self.last_seq - 1
             self.frames += 1
             self.bytes += end - start
@@ -218,6 +221,7 @@ class LeanClient(asyncio.Protocol):
         return {
             "fps": self.frames / seconds if seconds else 0.0,
             "frames": self.frames,
+            "published": self.last_seq - self.first_seq + 1 if self.first_seq else 0,
             "dropped": self.dropped,
             "bytes": self.bytes,
             "bad": self.bad,
@@ -423,9 +427,10 @@ async def run_clients(job: dict[str, Any], report, start_at, end_at) -> dict[str
 
 def client_process(job: dict[str, Any], queue, start_at, end_at) -> None:
     """The body of one client process: its own event loop (uvloop if asked), results to `queue`."""
-    from .servers import open_files_for, runner
+    from ..server import raise_open_files_limit
+    from .servers import runner
 
-    open_files_for(job["clients"] + job["slow"])
+    raise_open_files_limit(job["clients"] + job["slow"])
     with runner(job["uvloop"]) as loop_runner:
         result = loop_runner.run(run_clients(job, queue.put, start_at, end_at))
     queue.put(("result", job["index"], result))

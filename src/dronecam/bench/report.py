@@ -67,7 +67,7 @@ def _number(value: float | None, digits: int = 1) -> str:
 def results_table(runs: list[dict[str, Any]]) -> Table:
     table = Table(title="dronecam bench: fan-out on loopback", show_lines=False)
     for header in (
-        "server", "clients", "fps min", "fps median", "dropped", "p50 ms", "p99 ms",
+        "server", "clients", "source fps", "fps min", "fps median", "dropped", "p50 ms", "p99 ms",
         "MB/s", "server CPU %", "us/frame", "client CPU %", "RSS MB",
     ):  # fmt: skip
         table.add_column(header, justify="left" if header == "server" else "right")
@@ -75,6 +75,7 @@ def results_table(runs: list[dict[str, Any]]) -> Table:
         table.add_row(
             run["server"],
             "%d%s" % (run["clients"], " (+%d slow)" % len(run["slow"]) if run["slow"] else ""),
+            _number(run["source_fps"]),
             _number(run["fps_min"]),
             _number(run["fps_median"]),
             str(run["dropped"]),

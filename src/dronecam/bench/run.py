@@ -6,6 +6,7 @@ hangs; the bench stops whatever it started on the way out.
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import queue as queues
 import time
@@ -41,7 +42,7 @@ class BenchSettings:
         max_clients: int | None = None,
         send_buffer: int = 32 * 1024,
         uvloop: bool = False,
-        client_uvloop: bool = True,
+        client_uvloop: bool | None = None,
         repeat: int = 1,
         profile: str | None = None,
     ) -> None:
@@ -70,6 +71,10 @@ class BenchSettings:
         self.max_clients = max_clients or clients + slow
         self.send_buffer = send_buffer
         self.uvloop = uvloop
+        if (
+            client_uvloop is None
+        ):  # clients as cheap as they can be, so the server is what's measured
+            client_uvloop = importlib.util.find_spec("uvloop") is not None
         self.client_uvloop = client_uvloop
         self.repeat = repeat
         self.profile = profile
@@ -117,7 +122,7 @@ def run_one(settings: BenchSettings, kind: str, on_event: Callable[[tuple], None
                 "fps": settings.fps,
                 "max_clients": settings.max_clients,
                 "send_buffer": settings.send_buffer,
-                "uvloop": settings.uvloop,
+                "uvloop": settings.uvloop and kind == "dronecam",
                 "deadline": deadline,
                 "profile": settings.profile if kind == "dronecam" else None,
             }
@@ -253,6 +258,7 @@ def _summarise(settings: BenchSettings, kind: str, figures: dict) -> dict[str, A
         "server": kind,
         "clients": len(clients),
         "seconds": seconds,
+        "source_fps": max(client["published"] for client in clients) / seconds if clients else 0.0,
         "fps_min": float(fps.min()),
         "fps_median": float(np.median(fps)),
         "dropped": sum(client["dropped"] for client in clients),
@@ -286,7 +292,7 @@ def _slow_summary(slow: dict, run_s: float) -> dict[str, Any]:
     for checkpoint in LAG_CHECKPOINTS_S:
         moment = checkpoint * scale
         near = [lag for t, lag in lags if abs(t - moment) <= 1.0]
-        at["%g" % moment] = float(np.median(near)) / 1000 if near else None
+        at["%.0f" % moment] = float(np.median(near)) / 1000 if near else None
     return {
         "fps": slow["fps"],
         "frames": slow["frames"],

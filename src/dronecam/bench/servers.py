@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
-import resource
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,17 +18,9 @@ from websockets.exceptions import ConnectionClosed
 
 from ..core import protocol
 from ..core.protocol import ProtocolError
+from ..server import raise_open_files_limit
 
 SERVER_KINDS = ("dronecam", "broadcast", "naive")
-
-
-def open_files_for(connections: int) -> None:
-    """Raise this process's open-file limit to fit `connections` sockets and some spare."""
-    needed = connections + 256
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        top = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, top), hard))
 
 
 @contextlib.contextmanager
@@ -49,7 +40,7 @@ def server_process(kind: str, options: dict[str, Any], queue, stop) -> None:
 
     With options["profile"] set to a path, the server runs under cProfile and dumps there.
     """
-    open_files_for(options["max_clients"])
+    raise_open_files_limit(options["max_clients"])
     profiler = cProfile.Profile() if options.get("profile") else None
     with runner(options["uvloop"]) as loop_runner:
         if profiler is not None:
