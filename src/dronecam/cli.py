@@ -407,7 +407,13 @@ def _add_bench(commands) -> None:
         "--slow", type=int, default=0, help="extra clients that read 5 frames a second"
     )
     parser.add_argument(
-        "--credit", action="store_true", help="slow clients use credit flow (window 2 + ack)"
+        "--credit",
+        nargs="?",
+        type=int,
+        const=2,
+        default=0,
+        metavar="WINDOW",
+        help="slow clients use credit flow: window WINDOW (default 2), an ack per frame",
     )
     parser.add_argument(
         "--rcvbuf", type=int, default=0, help="slow clients' SO_RCVBUF, bytes (default: kernel's)"

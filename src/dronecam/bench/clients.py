@@ -236,9 +236,7 @@ class SlowClient:
     buffers (and, without credit flow, the server's): its lag behind live is theirs.
     """
 
-    def __init__(
-        self, url: str, period_s: float = 0.2, credit: bool = False, rcvbuf: int = 0
-    ) -> None:
+    def __init__(self, url: str, period_s: float = 0.2, credit: int = 0, rcvbuf: int = 0) -> None:
         self.url = url
         self.period_s = period_s
         self.credit = credit
@@ -277,7 +275,7 @@ class SlowClient:
             self.connected_s = time.monotonic()
             await self._probe_clock()
             if self.credit:
-                await loop.sock_sendall(sock, masked_text("window 2"))
+                await loop.sock_sendall(sock, masked_text("window %d" % self.credit))
             next_s = time.monotonic()
             while time.monotonic() < self.until_s:
                 next_s += self.period_s
@@ -350,7 +348,7 @@ class SlowClient:
             "frames": self.frames,
             "lags": self.lags,
             "error": self.error,
-            "credit": self.credit_granted,
+            "credit": self.credit if self.credit_granted else 0,
         }
 
 

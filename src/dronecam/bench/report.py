@@ -107,7 +107,7 @@ def slow_table(runs: list[dict[str, Any]]) -> Table | None:
     for run, slow in rows:
         table.add_row(
             run["server"],
-            "window 2" if slow["credit"] else "no",
+            "window %d" % slow["credit"] if slow["credit"] else "no",
             _number(slow["fps"]),
             *(_number(slow["lag_s"][m], 2) for m in moments),
             _number(run["fps_min"]),

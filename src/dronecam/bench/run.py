@@ -32,7 +32,7 @@ class BenchSettings:
         seconds: float = 20.0,
         processes: int = 1,
         slow: int = 0,
-        credit: bool = False,
+        credit: int = 0,
         rcvbuf: int = 0,
         servers: tuple[str, ...] = ("dronecam",),
         url: str | None = None,
@@ -276,6 +276,7 @@ def _summarise(settings: BenchSettings, kind: str, figures: dict) -> dict[str, A
         "server_rss_mb_start": rss[0] if rss else None,
         "server_rss_mb_end": rss[-1] if rss else None,
         "server_rss_mb_max": max(rss) if rss else None,
+        "server_rss_mb_samples": [round(value, 1) for value in rss],  # about one a second
         "clock_rtt_us": min(r["clock_rtt_us"] for r in results),
         "slow": [
             _slow_summary(slow, settings.seconds + WARMUP_S) for r in results for slow in r["slow"]
