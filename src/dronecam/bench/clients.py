@@ -2,8 +2,8 @@
 
 They cost as little as a client can (one buffer append and a header parse per frame, no
 per-frame allocation beyond the read itself), so that client CPU does not hide server limits.
-A normal client reads everything; a slow client takes one frame every 200 ms straight from its
-socket (what the kernel holds is all the lag there is), optionally with credit flow.
+A normal client reads everything (slow.py has the slow viewer); `run_clients` is the body of
+one client process.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import base64
 import hashlib
 import json
 import os
-import socket
 import struct
 import time
 from array import array
@@ -234,129 +233,6 @@ class LeanClient(asyncio.Protocol):
         }
 
 
-class SlowClient:
-    """A viewer that takes one frame every `period_s` straight from its socket.
-
-    It reads exactly one message at a time, so whatever waits for it is in the kernel's
-    buffers (and, without credit flow, the server's): its lag behind live is theirs.
-    """
-
-    def __init__(self, url: str, period_s: float = 0.2, credit: int = 0, rcvbuf: int = 0) -> None:
-        self.url = url
-        self.period_s = period_s
-        self.credit = credit
-        self.rcvbuf = rcvbuf
-        self.sock: socket.socket | None = None
-        self.pending = bytearray()
-        self.clock = ClockProbe()
-        self.connected_s = 0.0
-        self.lags: list[tuple[float, float]] = []  # (seconds since connect, lag ms)
-        self.frames = 0
-        self.credit_granted = False
-        self.error = ""
-        self.until_s = 0.0  # monotonic seconds; the bench moves it once it knows the window
-
-    async def run(self, until_s: float) -> None:
-        self.until_s = until_s
-        loop = asyncio.get_running_loop()
-        parts = urlsplit(self.url)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        if self.rcvbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
-        self.sock = sock
-        try:
-            await loop.sock_connect(sock, (parts.hostname, parts.port or 80))
-            request, accept = handshake_request(self.url)
-            await loop.sock_sendall(sock, request)
-            while b"\r\n\r\n" not in self.pending:
-                chunk = await loop.sock_recv(sock, 4096)
-                if not chunk:
-                    raise ConnectionError("closed during handshake")
-                self.pending += chunk
-            end = self.pending.find(b"\r\n\r\n") + 4
-            check_handshake(bytes(self.pending[:end]), accept)
-            del self.pending[:end]
-            self.connected_s = time.monotonic()
-            await self._probe_clock()
-            if self.credit:
-                await loop.sock_sendall(sock, masked_text("window %d" % self.credit))
-            next_s = time.monotonic()
-            while time.monotonic() < self.until_s:
-                next_s += self.period_s
-                await asyncio.sleep(max(0.0, next_s - time.monotonic()))
-                await self._take_frame()
-        except (OSError, ConnectionError) as error:
-            self.error = str(error) or type(error).__name__
-        finally:
-            sock.close()
-
-    async def _probe_clock(self) -> None:
-        assert self.sock is not None
-        loop = asyncio.get_running_loop()
-        for _ in range(3):
-            sent_us = now_us()
-            await loop.sock_sendall(self.sock, masked_text(protocol.CLOCK))
-            while True:
-                opcode, payload = await self._message()
-                if opcode == 1 and payload.startswith(b'{"type": "clock"'):
-                    self.clock.add(sent_us, now_us(), json.loads(payload)["server_us"])
-                    break
-
-    async def _take_frame(self) -> None:
-        assert self.sock is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            opcode, payload = await self._message()
-            if opcode == 1 and payload.startswith(b'{"type": "window"'):
-                self.credit_granted = True
-            if opcode == 2:
-                break
-        tag = protocol.read_tag(payload)
-        if tag is None:
-            raise ConnectionError("a frame without a dronecam tag")
-        self.frames += 1
-        lag_ms = (now_us() + self.clock.offset_us - tag[1]) / 1000
-        self.lags.append((time.monotonic() - self.connected_s, lag_ms))
-        if self.credit_granted:
-            await loop.sock_sendall(self.sock, masked_text(protocol.ACK))
-
-    async def _message(self) -> tuple[int, bytes]:
-        head = await self._read(2)
-        length = head[1] & 0x7F
-        if length == 126:
-            length = struct.unpack(">H", await self._read(2))[0]
-        elif length == 127:
-            length = struct.unpack(">Q", await self._read(8))[0]
-        payload = await self._read(length)
-        opcode = head[0] & 0x0F
-        if opcode == 8:
-            raise ConnectionError("closed by the server: %r" % payload[2:].decode(errors="replace"))
-        return opcode, payload
-
-    async def _read(self, size: int) -> bytes:
-        """Exactly `size` bytes, taking from the socket no more than is missing."""
-        assert self.sock is not None
-        loop = asyncio.get_running_loop()
-        while len(self.pending) < size:
-            chunk = await loop.sock_recv(self.sock, size - len(self.pending))
-            if not chunk:
-                raise ConnectionError("closed by the server")
-            self.pending += chunk
-        data = bytes(self.pending[:size])
-        del self.pending[:size]
-        return data
-
-    def figures(self, seconds: float) -> dict[str, Any]:
-        return {
-            "fps": self.frames / seconds if seconds else 0.0,
-            "frames": self.frames,
-            "lags": self.lags,
-            "error": self.error,
-            "credit": self.credit if self.credit_granted else 0,
-        }
-
-
 async def run_clients(job: dict[str, Any], report, start_at, end_at) -> dict[str, Any]:
     """Connect a process's clients, report ready, measure in the window the bench sets, sum up.
 
@@ -378,6 +254,8 @@ async def run_clients(job: dict[str, Any], report, start_at, end_at) -> dict[str
             )
             await asyncio.wait_for(client.opened, 20)
             return client
+
+    from .slow import SlowClient
 
     slows = [
         SlowClient(url, credit=job["credit"], rcvbuf=job["rcvbuf"]) for _ in range(job["slow"])
