@@ -452,8 +452,12 @@ def _add_bench(commands) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
+    import importlib.util
     import json
 
+    if importlib.util.find_spec("psutil") is None:
+        print("dronecam: bench needs psutil: pip install 'dronecam[bench]'", file=sys.stderr)
+        return 2
     from rich.console import Console
 
     from .bench import SERVER_KINDS, BenchSettings, run_bench

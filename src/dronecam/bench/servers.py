@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +42,8 @@ def server_process(kind: str, options: dict[str, Any], queue, stop) -> None:
     With options["profile"] set to a path, the server runs under cProfile and dumps there.
     """
     raise_open_files_limit(options["max_clients"])
+    # When a thousand clients leave at once, asyncio warns once per write to each dead socket.
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     profiler = cProfile.Profile() if options.get("profile") else None
     with runner(options["uvloop"]) as loop_runner:
         if profiler is not None:
