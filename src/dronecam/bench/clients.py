@@ -209,11 +209,14 @@ class LeanClient(asyncio.Protocol):
             self.opened.set_result(None)
         elif kind == "clock" and self.clock_sent_us:
             self.window.clock.add(self.clock_sent_us, now_us(), message["server_us"])
+            self.clock_sent_us = 0
         elif kind == "error" and not self.opened.done():
             self.error = "%s: %s" % (message.get("error"), message.get("message"))
 
     def probe_clock(self) -> None:
         """Ask the server's clock; the reply refines the process's offset if it came back fastest."""
+        if self.clock_sent_us:
+            return  # one round trip at a time, so that a late reply is never paired with a newer request
         self.clock_sent_us = now_us()
         self.send(protocol.CLOCK)
 
