@@ -1,0 +1,224 @@
+"""The browser viewer (viewer.html) in real Chromium against the real host server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from pathlib import Path
+
+import pytest
+import websockets
+from conftest import viewer_file_url, viewer_html
+from support import ListSource, host_server, seconds, synthetic_jpegs
+
+from dronecam.core import protocol
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+CANVAS_SIGNATURE = """() => {
+  const canvas = document.getElementById("video");
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let hash = 0, light = 0, samples = 0;
+  for (let i = 0; i < data.length; i += 4 * 61) {
+    hash = (hash * 31 + data[i] + 3 * data[i + 1] + 7 * data[i + 2]) >>> 0;
+    light += data[i] + data[i + 1] + data[i + 2];
+    samples += 1;
+  }
+  return {hash, mean: light / samples / 3, width: canvas.width, height: canvas.height};
+}"""
+
+
+async def wait_state(page, state: str, timeout_s: float = 10) -> None:
+    await page.wait_for_function(
+        "state => window.dronecam.state === state", arg=state, timeout=seconds(timeout_s) * 1000
+    )
+
+
+async def wait_drawn(page, frames: int) -> None:
+    """Until the current connection has drawn `frames` more frames than now."""
+    start = await page.evaluate("() => window.dronecam.counts ? window.dronecam.counts.drawn : 0")
+    await page.wait_for_function(
+        "n => window.dronecam.counts && window.dronecam.counts.drawn >= n",
+        arg=start + frames,
+        timeout=seconds(10) * 1000,
+    )
+
+
+async def figure(page, name: str) -> str:
+    return await page.inner_text("#" + name)
+
+
+async def wait_figure(page, name: str, predicate: str) -> str:
+    """Until the figure's text satisfies a JS predicate of `text`; returns the text."""
+    await page.wait_for_function(
+        "([id, body]) => new Function('text', 'return ' + body)"
+        "(document.getElementById(id).textContent)",
+        arg=[name, predicate],
+        timeout=seconds(10) * 1000,
+    )
+    return await figure(page, name)
+
+
+async def wait_log(page, needle: str) -> str:
+    await page.wait_for_function(
+        "needle => document.getElementById('log').textContent.includes(needle)",
+        arg=needle,
+        timeout=seconds(10) * 1000,
+    )
+    return await page.inner_text("#log")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_streams_to_the_canvas_and_the_figures_update(page):
+    async with host_server() as server:
+        await page.goto(viewer_file_url(url=server.url))
+        await wait_state(page, "live")
+        await wait_drawn(page, 3)
+        first = await page.evaluate(CANVAS_SIGNATURE)
+        assert (first["width"], first["height"]) == (640, 480)
+        assert first["mean"] > 20, "the canvas is still black"
+        await wait_drawn(page, 10)
+        second = await page.evaluate(CANVAS_SIGNATURE)
+        assert second["hash"] != first["hash"], "the canvas did not change between frames"
+
+        fps = float(await wait_figure(page, "fps", "parseFloat(text) > 0"))
+        assert 0 < fps < 1000
+        latency = await wait_figure(page, "latency", "/^-?\\d+ ms$/.test(text)")
+        # Same machine, so the clock-corrected latency is small; a wrong offset is off by ages.
+        assert -50 < int(latency.split()[0]) < 2000
+        assert float(await wait_figure(page, "rate", "parseFloat(text) > 0")) > 0
+        assert await wait_figure(page, "clients", "text === '1/5'") == "1/5"
+        assert await wait_figure(page, "camera", "text === 'ok'") == "ok"
+        assert (await figure(page, "dropped")).isdigit()
+        counts = await page.evaluate("() => window.dronecam.counts")
+        assert counts["flow"] is True
+        # Every frame received was drawn, skipped, or is still on its way through the decoder.
+        assert 0 <= counts["received"] - counts["drawn"] - counts["skipped"] <= 2
+
+
+async def test_buttons_ping_stats_snapshot_and_fullscreen(page):
+    async with host_server() as server:
+        await page.goto(viewer_file_url(url=server.url))
+        await wait_state(page, "live")
+        await page.click("#ping")
+        assert "pong in" in await wait_log(page, "pong in")
+        await page.click("#stats")
+        stats = await wait_log(page, "stats:")
+        assert "clients 1" in stats and "window 2" in stats
+        # The page's count of seq gaps is the server's count of frames it skipped for us.
+        server_dropped = re.search(r"dropped (\d+)", stats).group(1)
+        assert re.search(r"this page saw (\d+) dropped", stats).group(1) == server_dropped
+
+        async with page.expect_download(timeout=seconds(10) * 1000) as download_info:
+            await page.click("#snapshot")
+        download = await download_info.value
+        assert download.suggested_filename.startswith("dronecam-")
+        assert download.suggested_filename.endswith(".jpg")
+        jpeg = Path(await download.path()).read_bytes()
+        assert jpeg[:2] == protocol.SOI
+        assert protocol.read_tag(jpeg) is not None
+
+        await page.click("#fullscreen")
+        await page.wait_for_function(
+            "() => document.fullscreenElement === document.getElementById('stage')",
+            timeout=seconds(5) * 1000,
+        )
+        await page.click("#exit-fullscreen")
+        await page.wait_for_function("() => !document.fullscreenElement")
+
+
+async def test_without_credit_flow_frames_still_flow(page):
+    async with host_server() as server:
+        await page.goto(viewer_file_url(url=server.url, flow="0"))
+        await wait_state(page, "live")
+        await wait_drawn(page, 10)
+        await page.click("#stats")
+        assert "window 0" in await wait_log(page, "stats:")
+        assert (await page.evaluate("() => window.dronecam.counts"))["flow"] is False
+        assert await page.is_checked("#flow") is False
+
+
+async def test_reconnects_after_the_server_restarts(page):
+    async with host_server() as server:
+        port = server.port
+        await page.goto(viewer_file_url(url=server.url))
+        await wait_state(page, "live")
+    await wait_state(page, "waiting")
+    assert "shut down" in await page.inner_text("#message")
+    async with host_server(port=port):
+        await wait_state(page, "live", timeout_s=15)
+        await wait_drawn(page, 5)
+
+
+async def test_shows_the_refusal_when_the_server_is_full(page):
+    async with host_server(max_clients=1) as server:
+        async with websockets.connect(server.url) as other:
+            welcome = json.loads(await asyncio.wait_for(other.recv(), seconds(5)))
+            assert welcome["type"] == "welcome"
+            await page.goto(viewer_file_url(url=server.url))
+            await page.wait_for_function(
+                "() => window.dronecam.message.includes('full')", timeout=seconds(10) * 1000
+            )
+            message = await page.inner_text("#message")
+            assert "1 of 1 clients" in message and "Retrying in" in message
+        # The other viewer left: the page gets in on a later try.
+        await wait_state(page, "live", timeout_s=15)
+
+
+async def test_says_when_the_address_is_unreachable(page):
+    await page.goto(viewer_file_url(url="ws://127.0.0.1:%d/ws" % closed_port()))
+    await page.wait_for_function(
+        "() => window.dronecam.message.includes('Cannot reach')", timeout=seconds(10) * 1000
+    )
+    assert await page.inner_text("#status") == "reconnecting"
+    await page.click("#connect")  # Disconnect: stop trying
+    await wait_state(page, "idle")
+
+
+async def test_says_when_the_stream_stalls(page):
+    source = ListSource(synthetic_jpegs(5), loop=False)
+    async with host_server(source) as server:
+        await page.goto(viewer_file_url(url=server.url, stall="1"))
+        await wait_state(page, "live")
+        await wait_state(page, "stalled")
+        assert "No video for" in await page.inner_text("#message")
+        assert "stalled" in await page.inner_text("#message")
+
+
+async def test_served_page_connects_to_its_own_server(page):
+    async with host_server(viewer_html=viewer_html()) as server:
+        await page.goto("http://127.0.0.1:%d/" % server.port)
+        await wait_state(page, "live")
+        assert await page.input_value("#address") == "127.0.0.1:%d" % server.port
+        await wait_drawn(page, 5)
+
+
+async def test_file_page_remembers_the_address(page):
+    await page.goto(viewer_file_url())
+    assert await page.input_value("#address") == "192.168.4.1"
+    assert await page.evaluate("() => window.dronecam.state") == "idle"
+    async with host_server() as server:
+        await page.fill("#address", "127.0.0.1:%d" % server.port)
+        await page.click("#connect")
+        await wait_state(page, "live")
+        await wait_drawn(page, 3)
+        await page.goto(viewer_file_url())
+        assert await page.input_value("#address") == "127.0.0.1:%d" % server.port
+        await page.press("#address", "Enter")
+        await wait_state(page, "live")
+
+
+async def test_rejects_an_address_that_is_not_one(page):
+    await page.goto(viewer_file_url())
+    await page.fill("#address", "ftp://camera")
+    await page.click("#connect")
+    await wait_state(page, "error")
+    assert "is not an address" in await page.inner_text("#message")
