@@ -142,6 +142,52 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_viewer(commands) -> None:
+    parser = commands.add_parser(
+        "viewer",
+        help="write out or open the browser viewer page",
+        description="Write the browser viewer (one self-contained HTML file, works offline "
+        "from disk) and optionally open it in the default browser. See docs/viewer.md.",
+    )
+    parser.add_argument(
+        "--out",
+        default="dronecam-viewer.html",
+        help="where to write the page; - for stdout (default: ./dronecam-viewer.html)",
+    )
+    parser.add_argument("--open", action="store_true", help="open the page in the default browser")
+    parser.add_argument(
+        "--url",
+        help="camera to connect to at once, e.g. ws://192.168.4.1/ws (with --open)",
+    )
+    parser.set_defaults(run=_run_viewer)
+
+
+def _run_viewer(args: argparse.Namespace) -> int:
+    import webbrowser
+    from pathlib import Path
+    from urllib.parse import quote
+
+    html = _viewer_html()
+    if args.out == "-":
+        if args.open:
+            raise SystemExit("dronecam: --open needs a file; use --out PATH, not -")
+        sys.stdout.buffer.write(html)
+        return 0
+    path = Path(args.out).resolve()
+    try:
+        path.write_bytes(html)
+    except OSError as error:
+        print("dronecam: cannot write %s: %s" % (path, error.strerror or error), file=sys.stderr)
+        return 1
+    print("dronecam: viewer written to %s" % path)
+    if args.open:
+        page = path.as_uri() + ("#url=" + quote(args.url, safe=":/") if args.url else "")
+        if not webbrowser.open(page):
+            print("dronecam: no browser found; open %s yourself" % page, file=sys.stderr)
+            return 1
+    return 0
+
+
 def _viewer_html() -> bytes:
     from importlib.resources import files
 
@@ -385,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_clients(commands)
     _add_firmware(commands)
     _add_record(commands)
+    _add_viewer(commands)
     return parser
 
 
