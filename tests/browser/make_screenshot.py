@@ -10,6 +10,7 @@ import sys
 
 from conftest import CHROMIUM, CHROMIUM_ARGS, viewer_file_url
 from playwright.async_api import async_playwright
+
 from support import host_server
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import viewer_html
+
 from support import seconds
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from conftest import viewer_file_url
+
 from support import host_server, seconds
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import websockets
 from conftest import viewer_file_url, viewer_html
-from support import ListSource, host_server, seconds, synthetic_jpegs
 
 from dronecam.core import protocol
+from support import ListSource, host_server, seconds, synthetic_jpegs
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -75,6 +75,23 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# Every message the overlay shows, so that a test sees one even if the page has moved on.
+RECORD_MESSAGES = """addEventListener("DOMContentLoaded", () => {
+  window.__messages = [];
+  const message = document.getElementById("message");
+  new MutationObserver(() => window.__messages.push(message.textContent))
+    .observe(message, {childList: true, characterData: true, subtree: true});
+});"""
+
+
+async def wait_message(page, needle: str) -> None:
+    await page.wait_for_function(
+        "needle => window.__messages.some((text) => text.includes(needle))",
+        arg=needle,
+        timeout=seconds(10) * 1000,
+    )
 
 
 async def test_streams_to_the_canvas_and_the_figures_update(page):
@@ -147,12 +164,12 @@ async def test_without_credit_flow_frames_still_flow(page):
 
 
 async def test_reconnects_after_the_server_restarts(page):
+    await page.add_init_script(RECORD_MESSAGES)
     async with host_server() as server:
         port = server.port
         await page.goto(viewer_file_url(url=server.url))
         await wait_state(page, "live")
-    await wait_state(page, "waiting")
-    assert "shut down" in await page.inner_text("#message")
+    await wait_message(page, "The server shut down. Retrying in")
     async with host_server(port=port):
         await wait_state(page, "live", timeout_s=15)
         await wait_drawn(page, 5)
@@ -163,22 +180,19 @@ async def test_shows_the_refusal_when_the_server_is_full(page):
         async with websockets.connect(server.url) as other:
             welcome = json.loads(await asyncio.wait_for(other.recv(), seconds(5)))
             assert welcome["type"] == "welcome"
+            await page.add_init_script(RECORD_MESSAGES)
             await page.goto(viewer_file_url(url=server.url))
-            await page.wait_for_function(
-                "() => window.dronecam.message.includes('full')", timeout=seconds(10) * 1000
-            )
-            message = await page.inner_text("#message")
-            assert "1 of 1 clients" in message and "Retrying in" in message
+            await wait_message(page, "The camera is full: server full: 1 of 1 clients")
+            await wait_message(page, "Close another viewer or wait. Retrying in")
         # The other viewer left: the page gets in on a later try.
         await wait_state(page, "live", timeout_s=15)
 
 
 async def test_says_when_the_address_is_unreachable(page):
+    await page.add_init_script(RECORD_MESSAGES)
     await page.goto(viewer_file_url(url="ws://127.0.0.1:%d/ws" % closed_port()))
-    await page.wait_for_function(
-        "() => window.dronecam.message.includes('Cannot reach')", timeout=seconds(10) * 1000
-    )
-    assert await page.inner_text("#status") == "reconnecting"
+    await wait_message(page, "Cannot reach ws://127.0.0.1:")
+    await wait_message(page, "the camera's network")
     await page.click("#connect")  # Disconnect: stop trying
     await wait_state(page, "idle")
 
