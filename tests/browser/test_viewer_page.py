@@ -264,3 +264,9 @@ async def test_a_page_too_slow_to_draw_every_frame_skips_to_the_newest(page, flo
     else:
         # Frames keep coming; the page draws the newest and skips the ones in between.
         assert after["skipped"] > before["skipped"]
+
+
+async def test_served_page_passes_its_token_on(page):
+    async with host_server(viewer_html=viewer_html(), token="s3cret") as server:
+        await page.goto("http://127.0.0.1:%d/?token=s3cret" % server.port)
+        await wait_state(page, "live")
