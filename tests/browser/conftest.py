@@ -4,34 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from importlib.resources import files
-from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 import pytest_asyncio
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def viewer_html() -> bytes:
-    return (files("dronecam") / "viewer.html").read_bytes()
-
-
-def viewer_file_url(**params: str) -> str:
-    """The page from disk (file://), with settings in its query string."""
-    path = Path(str(files("dronecam") / "viewer.html")).resolve()
-    return path.as_uri() + ("?" + urlencode(params) if params else "")
+from viewer_support import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

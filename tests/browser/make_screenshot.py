@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, viewer_file_url
 from playwright.async_api import async_playwright
+from viewer_support import CHROMIUM, CHROMIUM_ARGS, viewer_file_url
 
 from support import host_server
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import viewer_html
+from viewer_support import viewer_html
 
 from support import seconds
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import viewer_file_url
+from viewer_support import viewer_file_url
 
 from support import host_server, seconds
 

@@ -10,64 +10,23 @@ from pathlib import Path
 
 import pytest
 import websockets
-from conftest import viewer_file_url, viewer_html
+from viewer_support import (
+    CANVAS_SIGNATURE,
+    RECORD_MESSAGES,
+    figure,
+    viewer_file_url,
+    viewer_html,
+    wait_drawn,
+    wait_figure,
+    wait_log,
+    wait_message,
+    wait_state,
+)
 
 from dronecam.core import protocol
 from support import ListSource, host_server, seconds, synthetic_jpegs
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-CANVAS_SIGNATURE = """() => {
-  const canvas = document.getElementById("video");
-  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-  let hash = 0, light = 0, samples = 0;
-  for (let i = 0; i < data.length; i += 4 * 61) {
-    hash = (hash * 31 + data[i] + 3 * data[i + 1] + 7 * data[i + 2]) >>> 0;
-    light += data[i] + data[i + 1] + data[i + 2];
-    samples += 1;
-  }
-  return {hash, mean: light / samples / 3, width: canvas.width, height: canvas.height};
-}"""
-
-
-async def wait_state(page, state: str, timeout_s: float = 10) -> None:
-    await page.wait_for_function(
-        "state => window.dronecam.state === state", arg=state, timeout=seconds(timeout_s) * 1000
-    )
-
-
-async def wait_drawn(page, frames: int) -> None:
-    """Until the current connection has drawn `frames` more frames than now."""
-    start = await page.evaluate("() => window.dronecam.counts ? window.dronecam.counts.drawn : 0")
-    await page.wait_for_function(
-        "n => window.dronecam.counts && window.dronecam.counts.drawn >= n",
-        arg=start + frames,
-        timeout=seconds(10) * 1000,
-    )
-
-
-async def figure(page, name: str) -> str:
-    return await page.inner_text("#" + name)
-
-
-async def wait_figure(page, name: str, predicate: str) -> str:
-    """Until the figure's text satisfies a JS predicate of `text`; returns the text."""
-    await page.wait_for_function(
-        "([id, body]) => new Function('text', 'return ' + body)"
-        "(document.getElementById(id).textContent)",
-        arg=[name, predicate],
-        timeout=seconds(10) * 1000,
-    )
-    return await figure(page, name)
-
-
-async def wait_log(page, needle: str) -> str:
-    await page.wait_for_function(
-        "needle => document.getElementById('log').textContent.includes(needle)",
-        arg=needle,
-        timeout=seconds(10) * 1000,
-    )
-    return await page.inner_text("#log")
 
 
 def closed_port() -> int:
@@ -75,23 +34,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-# Every message the overlay shows, so that a test sees one even if the page has moved on.
-RECORD_MESSAGES = """addEventListener("DOMContentLoaded", () => {
-  window.__messages = [];
-  const message = document.getElementById("message");
-  new MutationObserver(() => window.__messages.push(message.textContent))
-    .observe(message, {childList: true, characterData: true, subtree: true});
-});"""
-
-
-async def wait_message(page, needle: str) -> None:
-    await page.wait_for_function(
-        "needle => window.__messages.some((text) => text.includes(needle))",
-        arg=needle,
-        timeout=seconds(10) * 1000,
-    )
 
 
 async def test_streams_to_the_canvas_and_the_figures_update(page):
