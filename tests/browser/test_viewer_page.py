@@ -139,6 +139,16 @@ async def test_says_when_the_address_is_unreachable(page):
     await wait_state(page, "idle")
 
 
+async def test_gives_up_on_an_address_that_never_answers(page):
+    await page.add_init_script(RECORD_MESSAGES)
+    with socket.socket() as silent:  # accepts TCP connections (the kernel does) but never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = "ws://127.0.0.1:%d/ws" % silent.getsockname()[1]
+        await page.goto(viewer_file_url(url=url))
+        await wait_message(page, "No answer from %s in 5 s" % url)
+
+
 async def test_says_when_the_stream_stalls(page):
     source = ListSource(synthetic_jpegs(5), loop=False)
     async with host_server(source) as server:
