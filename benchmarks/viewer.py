@@ -1,6 +1,6 @@
 """How far the viewer lags behind live, with and without credit flow, on a slow link or phone.
 
-    PYTHONPATH=src:tests /work/venv/bin/python tests/browser/bench_viewer.py [SECONDS]
+    PYTHONPATH=src python benchmarks/viewer.py [SECONDS]     # 9 runs of SECONDS (default 30)
 
 Real Chromium and the real host server on loopback, pre-encoded 640x480 JPEGs (~13 kB) at
 30 fps. A slow WiFi link is stood in for by Chromium's own network throttling (CDP
@@ -17,11 +17,17 @@ import math
 import re
 import statistics
 import sys
+from pathlib import Path
 
 from playwright.async_api import async_playwright
-from viewer_support import CHROMIUM, CHROMIUM_ARGS, viewer_file_url
 
-from support import ListSource, host_server, synthetic_jpegs
+# The test suite's loopback server, list source and browser settings, exactly as the tests use them.
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+sys.path[:0] = [str(TESTS), str(TESTS / "browser")]
+
+from viewer_support import CHROMIUM, CHROMIUM_ARGS, viewer_file_url  # noqa: E402
+
+from support import ListSource, host_server, synthetic_jpegs  # noqa: E402
 
 SLOW_LINK = {
     "offline": False,
