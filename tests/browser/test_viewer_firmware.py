@@ -13,16 +13,13 @@ from viewer_support import (
 )
 
 from support import seconds
-
-firmware = pytest.importorskip(
-    "support_firmware", reason="the firmware's test support (tests/support_firmware.py) is absent"
-)
+from support_firmware import firmware_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 async def test_streams_from_the_firmware(page):
-    async with firmware.firmware_server() as device:
+    async with firmware_server() as device:
         await page.goto(viewer_file_url(url=device.url))
         await wait_state(page, "live", timeout_s=15)
         await wait_drawn(page, 3)
