@@ -147,7 +147,8 @@ class Connection(asyncio.Protocol):
 
     # The hub's callback: the hot path, once per frame per client.
     def on_frame(self) -> None:
-        if self.paused or self.subscription is None:
+        # Nothing may follow a close frame (RFC 6455 §5.5.1), even while the socket drains.
+        if self.paused or self.subscription is None or self.ws.state is not State.OPEN:
             return
         frame = self.subscription.take()
         if frame is not None:
@@ -215,8 +216,14 @@ class Connection(asyncio.Protocol):
         if event.opcode is Opcode.TEXT or (event.opcode is Opcode.CONT and self._fragments):
             self._fragments.append(bytes(event.data))
             if event.fin:
-                text = b"".join(self._fragments).decode()
+                data = b"".join(self._fragments)
                 self._fragments.clear()
+                try:
+                    text = data.decode()
+                except UnicodeDecodeError:
+                    # websockets' sans-I/O layer leaves UTF-8 checks to the I/O layer (RFC 6455 §8.1).
+                    self.ws.fail(protocol.CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
+                    return
                 self._handle_command(text)
         elif event.opcode is Opcode.BINARY or event.opcode is Opcode.CONT:
             if event.fin:
@@ -276,10 +283,13 @@ class Connection(asyncio.Protocol):
             transport.abort()
 
     def close(self, code: int, reason: str) -> None:
-        """Close with a close frame if the client can still take one, else drop the socket."""
-        if self.transport is None or self.transport.is_closing():
+        """Close with a close frame if the client can still take one, else drop the socket.
+
+        A transport already closing may wait forever on a client that never reads: abort it.
+        """
+        if self.transport is None:
             return
-        if self.paused or self.ws.state is not State.OPEN:
+        if self.paused or self.ws.state is not State.OPEN or self.transport.is_closing():
             self.transport.abort()
         else:
             self.ws.send_close(code, reason)
