@@ -97,7 +97,7 @@ class Connection(asyncio.Protocol):
         self.opened_ms = ticks_ms()
         self.paused = False
         self.stalled_since_ms = 0
-        self._fragments: list[bytes | bytearray | memoryview] = []
+        self._fragments: list[bytes] = []
 
     # asyncio.Protocol: the I/O edge.
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
