@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import psutil
 import websockets
+
 from support import seconds
 
 # The floor for "the other clients still stream" after each hostile client.

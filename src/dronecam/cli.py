@@ -421,6 +421,53 @@ def _run_record(args: argparse.Namespace) -> int:
     return 0 if result.frames else 1
 
 
+def _add_soak(commands) -> None:
+    parser = commands.add_parser(
+        "soak",
+        help="clients join and leave a server for minutes; its RSS, fds and tasks before/after",
+        description="Soak test (docs/security.md): by default starts its own server in a child "
+        "process; --url targets a running one (--pid adds its RSS and descriptors).",
+    )
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds (default: 600)")
+    parser.add_argument("--steady", type=int, default=2, help="clients that stay (default: 2)")
+    parser.add_argument(
+        "--churn", type=int, default=3, help="clients that come and go (default: 3)"
+    )
+    parser.add_argument("--url", help="soak a running server instead of a child one")
+    parser.add_argument(
+        "--pid", type=int, help="the running server's process id, for its resources"
+    )
+    parser.add_argument("--source", default="synthetic:", help="the child server's camera")
+    parser.add_argument("--size", default="640x480", help="the child server's frame size")
+    parser.add_argument("--fps", type=float, default=protocol.DEFAULT_FPS, help="its frame rate")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each sample")
+    parser.set_defaults(run=_run_soak)
+
+
+def _run_soak(args: argparse.Namespace) -> int:
+    import json
+
+    from .soak import SoakSettings, run_soak
+
+    server_args = (
+        *("--source", args.source, "--size", args.size, "--fps", str(args.fps)),
+        *("--max-clients", str(args.steady + args.churn)),
+    )
+    try:
+        settings = SoakSettings(
+            args.duration, args.steady, args.churn, args.url, args.pid, server_args
+        )
+    except ValueError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 2
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    log = (lambda message: print(message, file=sys.stderr)) if args.verbose else (lambda _: None)
+    result = asyncio.run(run_soak(settings, log))
+    print(json.dumps(result.as_dict(), indent=1) if args.json else result.report())
+    return 0 if result.flat() and not result.failures else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dronecam",
@@ -432,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_firmware(commands)
     _add_record(commands)
     _add_viewer(commands)
+    _add_soak(commands)
     return parser
 
 

@@ -7,8 +7,9 @@ import gc
 import importlib.util
 
 import pytest
-from support import ListSource, host_server, seconds, synthetic_jpegs
 from support_hardening import MIN_FPS, RawClient, Watcher, process_resources, settle
+
+from support import ListSource, host_server, seconds, synthetic_jpegs
 
 HANDSHAKE_TIMEOUT_MS = 500
 STREAM_TIMEOUT_MS = 1000

@@ -1,0 +1,31 @@
+"""A five-second soak: clients come and go, and the server's resources end where they began."""
+
+from dronecam.cli import main
+from dronecam.soak import SoakSettings, run_soak
+from support import seconds
+
+
+async def test_five_second_soak_leaves_the_server_flat():
+    settings = SoakSettings(
+        duration_s=seconds(5),
+        steady_clients=2,
+        churn_clients=3,
+        server_args=("--size", "320x240", "--max-clients", "5"),
+        settle_s=1.0,
+        samples=2,
+    )
+    result = await run_soak(settings, log=lambda message: None)
+    assert not result.failures, result.failures
+    assert result.sessions >= 5
+    assert result.before["tasks"] == result.after["tasks"]
+    assert result.before["fds"] == result.after["fds"]
+    assert result.before["connections"] == result.after["connections"] == 2
+    assert result.after["clients"] == 2
+    assert all(fps > 0 for fps in result.steady_fps)
+    assert result.flat(), result.report()
+    assert "| open file descriptors |" in result.report()
+
+
+def test_soak_command_rejects_a_soak_without_steady_clients(capsys):
+    assert main(["soak", "--steady", "0", "--duration", "1"]) == 2
+    assert "steady client" in capsys.readouterr().err
