@@ -191,6 +191,10 @@ class Watcher:
     async def __aexit__(self, *exc_info) -> None:
         assert self._task is not None
         self._task.cancel()
+        done, _ = await asyncio.wait([self._task], timeout=seconds(15))
+        if not done:
+            stacks = [task.get_stack() for task in asyncio.all_tasks()]
+            raise AssertionError("the watching client did not stop: %s" % stacks)
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 

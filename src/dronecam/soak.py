@@ -358,7 +358,7 @@ async def _serve_child(args: argparse.Namespace) -> None:
     print("READY %s" % server.url, flush=True)
     try:
         while await loop.run_in_executor(None, sys.stdin.readline):
-            # The feed's per-read wait_for task (Python < 3.12) comes and goes: count it always.
+            # Short-lived tasks come and go between samples: count the most seen.
             tasks = []
             for _ in range(5):
                 tasks.append(len(asyncio.all_tasks()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
@@ -66,11 +67,24 @@ class FaultyCamera:
         self.closed += 1
 
 
+VIEWERS: list[Viewer] = []
+
+
+@pytest.fixture(autouse=True)
+async def stop_viewers():
+    yield
+    for viewer in VIEWERS:
+        viewer.task.cancel()
+        await asyncio.gather(viewer.task, return_exceptions=True)
+    VIEWERS.clear()
+
+
 class Viewer:
     """A client that records every frame and heartbeat until the test ends."""
 
     def __init__(self, ws) -> None:
         self.ws = ws
+        VIEWERS.append(self)
         self.frames: list[bytes] = []
         self.heartbeats: list[dict] = []
         self.task = asyncio.create_task(self._run())
@@ -126,10 +140,13 @@ async def test_camera_fault_is_reported_retried_and_recovered(fault, state):
         await viewer.until(lambda: viewer.camera() == state, seconds(5))
         assert viewer.heartbeats[-1]["camera_error"]
         await ws.send(protocol.GET_STATS)
-        await viewer.until(lambda: len(camera.opened_at) >= opens_before + 3, seconds(10))
+        await viewer.until(lambda: len(camera.opened_at) >= opens_before + 4, seconds(10))
         frames_in_fault = len(viewer.frames)
-        gaps = [b - a for a, b in zip(camera.opened_at[-3:], camera.opened_at[-2:], strict=False)]
-        assert gaps[-1] > gaps[0] * 1.3, "no backoff between re-opens: %s" % gaps
+        opens = camera.opened_at[-4:]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(opens)]
+        # Backoff 200, 400, 800 ms (or 400, 800, 800): the wait grows by far more than the
+        # stall watchdog's polling can blur.
+        assert gaps[2] - gaps[0] > 0.2, "no backoff between re-opens: %s" % gaps
 
         camera.mode = "ok"
         await viewer.until(lambda: len(viewer.frames) >= frames_in_fault + 3, seconds(5))
@@ -138,7 +155,6 @@ async def test_camera_fault_is_reported_retried_and_recovered(fault, state):
         assert viewer.heartbeats[-1]["camera_restarts"] >= 3
         assert all(sendable(frame) for frame in viewer.frames)
         assert not viewer.task.done()
-        viewer.task.cancel()
 
 
 async def test_stats_carry_the_camera_state():
@@ -182,7 +198,6 @@ async def test_occasional_bad_frames_are_dropped_without_a_restart():
         assert heartbeat["camera_restarts"] == 0
         assert len(camera.opened_at) == 1
         assert all(sendable(frame) for frame in viewer.frames)
-        viewer.task.cancel()
 
 
 async def test_backoff_starts_over_after_the_camera_recovered():
