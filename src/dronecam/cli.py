@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -79,7 +80,60 @@ def _add_serve(commands) -> None:
     )
     parser.add_argument("--loop", action="store_true", help="loop file sources")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection event")
+    _add_access(parser)
     parser.set_defaults(run=_run_serve)
+
+
+def _add_access(parser: argparse.ArgumentParser) -> None:
+    """Access control for `serve`: all off by default, as on the original device (docs/security.md)."""
+    access = parser.add_argument_group("access control (docs/security.md)")
+    access.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="URL",
+        help="accept browsers only from this page origin, e.g. https://ops.example.com "
+        "(repeatable; clients that send no Origin, like the Python client, are accepted)",
+    )
+    access.add_argument(
+        "--token",
+        default=os.environ.get("DRONECAM_TOKEN"),
+        help="require ?token=TOKEN on the WebSocket URL (default: $DRONECAM_TOKEN; never logged)",
+    )
+    access.add_argument("--certfile", help="TLS certificate (PEM): serve wss:// instead of ws://")
+    access.add_argument("--keyfile", help="TLS private key (PEM), if not in the certificate file")
+    access.add_argument(
+        "--handshake-timeout-ms",
+        type=int,
+        default=protocol.HANDSHAKE_TIMEOUT_MS,
+        help="close a connection that has not finished its handshake by then (default: 5000)",
+    )
+
+
+def _access_settings(args: argparse.Namespace) -> dict:
+    """ServerSettings fields from the access options.
+
+    Raises:
+        ValueError: a certificate or key that cannot be loaded, or options that do not fit.
+    """
+    if args.keyfile and not args.certfile:
+        raise ValueError("--keyfile needs --certfile")
+    if args.token is not None and not args.token:
+        raise ValueError("the access token must not be empty")
+    context = None
+    if args.certfile:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(args.certfile, args.keyfile)
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError("cannot load the TLS certificate or key: %s" % error) from None
+    return {
+        "origins": args.allow_origin,
+        "token": args.token,
+        "ssl_context": context,
+        "handshake_timeout_ms": args.handshake_timeout_ms,
+    }
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -109,6 +163,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             heartbeat_interval_ms=args.heartbeat_ms,
             send_buffer_bytes=args.send_buffer,
             viewer_html=_viewer_html() if args.viewer else None,
+            **_access_settings(args),
         )
     except (SourceError, ValueError) as error:
         print("dronecam: %s" % error, file=sys.stderr)

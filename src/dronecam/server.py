@@ -77,6 +77,15 @@ class ServerSettings:
     def scheme(self) -> str:
         return "wss" if self.ssl_context else "ws"
 
+    def access_summary(self) -> str:
+        """What access control is on, for the start-up log: never the token itself."""
+        parts = [
+            "TLS" if self.ssl_context else "no TLS",
+            "token required" if self.token else "no token",
+            "origins %s" % ", ".join(self.origins) if self.origins else "any origin",
+        ]
+        return ", ".join(parts)
+
 
 class Connection(asyncio.Protocol):
     """One client: its WebSocket state machine, its place at the hub and its write state."""
@@ -399,6 +408,7 @@ class StreamServer:
             "[VideoStreamServer] Connect directly to WebSocket - no HTTP interface%s",
             " (viewer page at /)" if self.settings.viewer_html else "",
         )
+        log.info("[VideoStreamServer] Access: %s", self.settings.access_summary())
 
     async def stop(self) -> None:
         for task in self._tasks:
