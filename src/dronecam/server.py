@@ -386,6 +386,10 @@ class StreamServer:
             self.settings.host,
             self.settings.port,
             ssl=self.settings.ssl_context,
+            # The TLS handshake comes before connection_made, out of check_timeouts' sight.
+            ssl_handshake_timeout=(
+                self.settings.handshake_timeout_ms / 1000 if self.settings.ssl_context else None
+            ),
             reuse_address=True,
             backlog=1024,
         )

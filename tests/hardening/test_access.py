@@ -138,3 +138,21 @@ async def test_serve_command_with_token_origin_and_tls(tmp_path):
     assert "Access: TLS, token required, origins %s, https://second.example" % ALLOWED in log
     assert "refused" in log and "access token" in log
     assert TOKEN not in log and quote(TOKEN, safe="") not in log
+
+
+async def test_tls_handshake_is_bounded_by_the_handshake_timeout(tmp_path):
+    """A client that opens TCP to a wss:// server and never starts TLS is dropped in time."""
+    certfile, keyfile = self_signed_certificate(str(tmp_path))
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(certfile, keyfile)
+    async with host_server(
+        ListSource(JPEGS), ssl_context=server_context, handshake_timeout_ms=500
+    ) as server:
+        silent = await RawClient.open(server.url.replace("wss://", "ws://"))
+        garbage = await RawClient.open(server.url.replace("wss://", "ws://"))
+        garbage.send(b"GET /ws HTTP/1.1\r\n\r\n")
+        for client in (silent, garbage):
+            assert await client.wait_closed(seconds(5)) < seconds(3)
+            client.close()
+        trusting = ssl.create_default_context(cafile=certfile)
+        assert await first_frame(server.url, ssl=trusting)
