@@ -36,6 +36,7 @@ from .core.websocket import OP_TEXT, frame
 log = logging.getLogger("dronecam.server")
 
 MAX_PENDING_REPLY_BYTES = 256 * 1024
+CLOSE_GRACE_TICKS = 20  # of 100 ms: how long stop() waits for clients to answer a close
 
 
 class ServerSettings:
@@ -422,6 +423,16 @@ class StreamServer:
             self._server.close()
         for connection in list(self.connections):
             connection.close(protocol.CLOSE_GOING_AWAY, "server shutting down")
+        # Clients get a moment to answer the close frame; then their sockets are dropped, or
+        # wait_closed() (which waits for every connection since Python 3.12) could hang.
+        for _ in range(CLOSE_GRACE_TICKS):
+            if not self.connections:
+                break
+            await asyncio.sleep(0.1)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        await asyncio.sleep(0)  # let connection_lost() run for the aborted ones
         if self._server is not None:
             await self._server.wait_closed()
 
