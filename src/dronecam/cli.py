@@ -490,6 +490,11 @@ def _add_soak(commands) -> None:
     )
     parser.add_argument("--url", help="soak a running server instead of a child one")
     parser.add_argument(
+        "--firmware",
+        action="store_true",
+        help="soak the firmware under the MicroPython unix port instead (dronecam[firmware])",
+    )
+    parser.add_argument(
         "--pid", type=int, help="the running server's process id, for its resources"
     )
     parser.add_argument("--source", default="synthetic:", help="the child server's camera")
@@ -511,7 +516,13 @@ def _run_soak(args: argparse.Namespace) -> int:
     )
     try:
         settings = SoakSettings(
-            args.duration, args.steady, args.churn, args.url, args.pid, server_args
+            args.duration,
+            args.steady,
+            args.churn,
+            args.url,
+            args.pid,
+            server_args,
+            firmware=args.firmware,
         )
     except ValueError as error:
         print("dronecam: %s" % error, file=sys.stderr)

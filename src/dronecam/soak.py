@@ -1,8 +1,8 @@
 """The soak test: clients join and leave a server for minutes; its resources before and after.
 
-`run_soak()` starts a server in a child process (or targets a URL), keeps a few steady
-clients streaming, and lets others connect, read a little and leave (cleanly or abruptly)
-for the whole duration. The server's RSS, open file descriptors and asyncio tasks are read
+`run_soak()` starts a server (or the firmware) in a child process, or targets a URL; keeps a
+few steady clients streaming, and lets others connect, read a little and leave (cleanly or
+abruptly) for the whole duration. The server's RSS, open file descriptors and asyncio tasks are read
 before the churn and after it, with the same steady clients connected: flat means no leak.
 """
 
@@ -15,8 +15,11 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import psutil
 import websockets
@@ -41,6 +44,7 @@ class SoakSettings:
         server_args: tuple[str, ...] = (),
         settle_s: float = 2.0,
         samples: int = 10,
+        firmware: bool = False,
     ) -> None:
         if steady_clients < 1 or churn_clients < 0:
             raise ValueError("a soak needs at least one steady client")
@@ -52,6 +56,7 @@ class SoakSettings:
         self.server_args = server_args
         self.settle_s = settle_s
         self.samples = samples
+        self.firmware = firmware
 
 
 class SoakResult:
@@ -188,6 +193,37 @@ class ChildServer:
             await self.process.wait()
 
 
+class FirmwareChild:
+    """The firmware under the MicroPython unix port, stand-in camera: measured from outside."""
+
+    def __init__(self, max_clients: int) -> None:
+        self.max_clients = max_clients
+        self.firmware: Any = None  # a firmware_host.HostFirmware once started
+        self.probe = ProcessProbe(None)
+        self.url = ""
+        self._temp = tempfile.TemporaryDirectory(prefix="dronecam-soak-")
+
+    async def start(self) -> None:
+        from .firmware_host import HostFirmware, build_bundle, write_frames
+
+        root = Path(self._temp.name)
+        build_bundle(root / "bundle")
+        frames = write_frames(root / "frames")
+        self.firmware = HostFirmware(frames, root, max_clients=self.max_clients)
+        await self.firmware.start()
+        assert self.firmware.process is not None
+        self.url = self.firmware.url
+        self.probe = ProcessProbe(self.firmware.process.pid)
+
+    async def sample(self) -> Sample:
+        return await self.probe.sample()
+
+    async def stop(self) -> None:
+        if self.firmware is not None:
+            await self.firmware.stop()
+        self._temp.cleanup()
+
+
 class ProcessProbe:
     """An external server (the firmware, a `dronecam serve`): its process seen from outside."""
 
@@ -260,12 +296,20 @@ async def run_soak(
     """Run one soak and return what it measured (see the module docstring)."""
     settings = settings or SoakSettings()
     result = SoakResult(settings)
-    child = None if settings.url else ChildServer(settings.server_args)
-    probe: ChildServer | ProcessProbe
+    child: ChildServer | FirmwareChild | None = None
+    if settings.firmware:
+        child = FirmwareChild(settings.steady_clients + settings.churn_clients)
+    elif not settings.url:
+        child = ChildServer(settings.server_args)
+    probe: ChildServer | FirmwareChild | ProcessProbe
     if child is not None:
         await child.start()
         url, probe = child.url, child
-        result.target = "dronecam serve (child process)"
+        result.target = (
+            "firmware (MicroPython unix port, child process)"
+            if settings.firmware
+            else "dronecam serve (child process)"
+        )
     else:
         assert settings.url is not None
         url, probe = settings.url, ProcessProbe(settings.pid)
@@ -322,7 +366,9 @@ async def run_soak(
     return result
 
 
-async def _sample(probe: ChildServer | ProcessProbe, steady: list[Steady]) -> Sample:
+async def _sample(
+    probe: ChildServer | FirmwareChild | ProcessProbe, steady: list[Steady]
+) -> Sample:
     sample = await probe.sample()
     sample["clients"] = steady[0].clients
     return sample

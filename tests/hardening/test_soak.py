@@ -29,3 +29,13 @@ async def test_five_second_soak_leaves_the_server_flat():
 def test_soak_command_rejects_a_soak_without_steady_clients(capsys):
     assert main(["soak", "--steady", "0", "--duration", "1"]) == 2
     assert "steady client" in capsys.readouterr().err
+
+
+async def test_five_second_soak_of_the_firmware():
+    settings = SoakSettings(duration_s=seconds(5), settle_s=1.0, samples=2, firmware=True)
+    result = await run_soak(settings, log=lambda message: None)
+    assert not result.failures, result.failures
+    assert result.target.startswith("firmware")
+    assert result.before["fds"] == result.after["fds"]
+    assert result.after["clients"] == 2
+    assert result.flat(), result.report()
