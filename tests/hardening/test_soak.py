@@ -1,8 +1,10 @@
 """A five-second soak: clients come and go, and the server's resources end where they began."""
 
+import os
+
 from dronecam.cli import main
 from dronecam.soak import SoakSettings, run_soak
-from support import seconds
+from support import ListSource, host_server, seconds, synthetic_jpegs
 
 
 async def test_five_second_soak_leaves_the_server_flat():
@@ -39,3 +41,16 @@ async def test_five_second_soak_of_the_firmware():
     assert result.before["fds"] == result.after["fds"]
     assert result.after["clients"] == 2
     assert result.flat(), result.report()
+
+
+async def test_soak_of_a_running_server_by_url_and_pid():
+    async with host_server(ListSource(synthetic_jpegs(5, 320, 240))) as server:
+        settings = SoakSettings(
+            duration_s=seconds(2), url=server.url, pid=os.getpid(), settle_s=0.5, samples=1
+        )
+        result = await run_soak(settings, log=lambda message: None)
+    assert result.target == server.url
+    assert not result.failures, result.failures
+    assert result.sessions >= 1
+    assert result.before["fds"] == result.after["fds"]
+    assert "tasks" not in result.before  # only a child server can count its own tasks
