@@ -422,7 +422,8 @@ async def snapshot(url: str, timeout_s: float = 5.0) -> bytes:
         return await asyncio.wait_for(first_frame(), timeout_s)
     except TimeoutError:
         raise StreamError(
-            "no frame from %s within %.0f s: is the camera running?" % (url, timeout_s)
+            "no frame from %s within %.0f s: is the camera running?"
+            % (url.split("?", 1)[0], timeout_s)
         ) from None
 
 
