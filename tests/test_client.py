@@ -41,7 +41,8 @@ async def test_credit_flow_keeps_a_slow_consumer_live():
                 await asyncio.sleep(0.2)  # a consumer at 5 fps
     # It skips frames (gaps) rather than falling behind: every frame it sees is fresh.
     assert sum(frame.gap for frame in seen[1:]) >= 10
-    assert max(frame.latency_ms for frame in seen[2:]) < 250
+    # Without credit flow this consumer would fall seconds behind (BENCHMARKS.md).
+    assert max(frame.latency_ms for frame in seen[2:]) < 500
 
 
 async def test_reconnects_after_the_server_restarts():
@@ -88,5 +89,6 @@ async def test_snapshot_and_bad_urls():
     assert protocol.read_tag(jpeg) is not None
     with pytest.raises(StreamError, match="not a WebSocket URL"):
         await snapshot("http://127.0.0.1/ws")
-    with pytest.raises(StreamError, match="cannot reach"):
-        await snapshot("ws://127.0.0.1:9/ws")
+    with pytest.raises(StreamError, match="cannot reach") as error:
+        await snapshot("ws://127.0.0.1:9/ws?token=secret")
+    assert "secret" not in str(error.value)

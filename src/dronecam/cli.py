@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -84,7 +85,60 @@ def _add_serve(commands) -> None:
         help="run on uvloop, a faster event loop (the `fast` extra; see BENCHMARKS.md)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection event")
+    _add_access(parser)
     parser.set_defaults(run=_run_serve)
+
+
+def _add_access(parser: argparse.ArgumentParser) -> None:
+    """Access control for `serve`: all off by default, as on the original device (docs/security.md)."""
+    access = parser.add_argument_group("access control (docs/security.md)")
+    access.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="URL",
+        help="accept browsers only from this page origin, e.g. https://ops.example.com "
+        "(repeatable; clients that send no Origin, like the Python client, are accepted)",
+    )
+    access.add_argument(
+        "--token",
+        default=os.environ.get("DRONECAM_TOKEN"),
+        help="require ?token=TOKEN on the WebSocket URL (default: $DRONECAM_TOKEN; never logged)",
+    )
+    access.add_argument("--certfile", help="TLS certificate (PEM): serve wss:// instead of ws://")
+    access.add_argument("--keyfile", help="TLS private key (PEM), if not in the certificate file")
+    access.add_argument(
+        "--handshake-timeout-ms",
+        type=int,
+        default=protocol.HANDSHAKE_TIMEOUT_MS,
+        help="close a connection that has not finished its handshake by then (default: 5000)",
+    )
+
+
+def _access_settings(args: argparse.Namespace) -> dict:
+    """ServerSettings fields from the access options.
+
+    Raises:
+        ValueError: a certificate or key that cannot be loaded, or options that do not fit.
+    """
+    if args.keyfile and not args.certfile:
+        raise ValueError("--keyfile needs --certfile")
+    if args.token is not None and not args.token:
+        raise ValueError("the access token must not be empty")
+    context = None
+    if args.certfile:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(args.certfile, args.keyfile)
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError("cannot load the TLS certificate or key: %s" % error) from None
+    return {
+        "origins": args.allow_origin,
+        "token": args.token,
+        "ssl_context": context,
+        "handshake_timeout_ms": args.handshake_timeout_ms,
+    }
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -114,6 +168,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             heartbeat_interval_ms=args.heartbeat_ms,
             send_buffer_bytes=args.send_buffer,
             viewer_html=_viewer_html() if args.viewer else None,
+            **_access_settings(args),
         )
     except (SourceError, ValueError) as error:
         print("dronecam: %s" % error, file=sys.stderr)
@@ -153,6 +208,52 @@ def _run_serve(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _add_viewer(commands) -> None:
+    parser = commands.add_parser(
+        "viewer",
+        help="write out or open the browser viewer page",
+        description="Write the browser viewer (one self-contained HTML file, works offline "
+        "from disk) and optionally open it in the default browser. See docs/viewer.md.",
+    )
+    parser.add_argument(
+        "--out",
+        default="dronecam-viewer.html",
+        help="where to write the page; - for stdout (default: ./dronecam-viewer.html)",
+    )
+    parser.add_argument("--open", action="store_true", help="open the page in the default browser")
+    parser.add_argument(
+        "--url",
+        help="camera to connect to at once, e.g. ws://192.168.4.1/ws (with --open)",
+    )
+    parser.set_defaults(run=_run_viewer)
+
+
+def _run_viewer(args: argparse.Namespace) -> int:
+    import webbrowser
+    from pathlib import Path
+    from urllib.parse import quote
+
+    html = _viewer_html()
+    if args.out == "-":
+        if args.open:
+            raise SystemExit("dronecam: --open needs a file; use --out PATH, not -")
+        sys.stdout.buffer.write(html)
+        return 0
+    path = Path(args.out).resolve()
+    try:
+        path.write_bytes(html)
+    except OSError as error:
+        print("dronecam: cannot write %s: %s" % (path, error.strerror or error), file=sys.stderr)
+        return 1
+    print("dronecam: viewer written to %s" % path)
+    if args.open:
+        page = path.as_uri() + ("#url=" + quote(args.url, safe=":/") if args.url else "")
+        if not webbrowser.open(page):
+            print("dronecam: no browser found; open %s yourself" % page, file=sys.stderr)
+            return 1
     return 0
 
 
@@ -389,6 +490,64 @@ def _run_record(args: argparse.Namespace) -> int:
     return 0 if result.frames else 1
 
 
+def _add_soak(commands) -> None:
+    parser = commands.add_parser(
+        "soak",
+        help="clients join and leave a server for minutes; its RSS, fds and tasks before/after",
+        description="Soak test (docs/security.md): by default starts its own server in a child "
+        "process; --url targets a running one (--pid adds its RSS and descriptors).",
+    )
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds (default: 600)")
+    parser.add_argument("--steady", type=int, default=2, help="clients that stay (default: 2)")
+    parser.add_argument(
+        "--churn", type=int, default=3, help="clients that come and go (default: 3)"
+    )
+    parser.add_argument("--url", help="soak a running server instead of a child one")
+    parser.add_argument(
+        "--firmware",
+        action="store_true",
+        help="soak the firmware under the MicroPython unix port instead (dronecam[firmware])",
+    )
+    parser.add_argument(
+        "--pid", type=int, help="the running server's process id, for its resources"
+    )
+    parser.add_argument("--source", default="synthetic:", help="the child server's camera")
+    parser.add_argument("--size", default="640x480", help="the child server's frame size")
+    parser.add_argument("--fps", type=float, default=protocol.DEFAULT_FPS, help="its frame rate")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each sample")
+    parser.set_defaults(run=_run_soak)
+
+
+def _run_soak(args: argparse.Namespace) -> int:
+    import json
+
+    from .soak import SoakSettings, run_soak
+
+    server_args = (
+        *("--source", args.source, "--size", args.size, "--fps", str(args.fps)),
+        *("--max-clients", str(args.steady + args.churn)),
+    )
+    try:
+        settings = SoakSettings(
+            args.duration,
+            args.steady,
+            args.churn,
+            args.url,
+            args.pid,
+            server_args,
+            firmware=args.firmware,
+        )
+    except ValueError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 2
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    log = (lambda message: print(message, file=sys.stderr)) if args.verbose else (lambda _: None)
+    result = asyncio.run(run_soak(settings, log))
+    print(json.dumps(result.as_dict(), indent=1) if args.json else result.report())
+    return 0 if result.flat() and not result.failures else 1
+
+
 def _add_bench(commands) -> None:
     parser = commands.add_parser(
         "bench",
@@ -446,6 +605,15 @@ def _add_bench(commands) -> None:
     )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the dronecam server to FILE")
     parser.add_argument(
+        "--soak",
+        type=float,
+        nargs="?",
+        const=600.0,
+        metavar="SECONDS",
+        help="instead: the soak test (dronecam soak) with --clients steady clients, "
+        "--url/--server-pid and --source (default: 600 s)",
+    )
+    parser.add_argument(
         "--json", metavar="FILE", help="also write every figure as JSON ('-': stdout)"
     )
     parser.set_defaults(run=_run_bench)
@@ -463,6 +631,21 @@ def _run_bench(args: argparse.Namespace) -> int:
     from .bench import SERVER_KINDS, BenchSettings, run_bench
     from .bench.report import LiveView, print_report
 
+    if args.soak is not None:
+        soak = argparse.Namespace(
+            duration=args.soak,
+            steady=max(1, args.clients),
+            churn=3,
+            url=args.url,
+            pid=args.server_pid,
+            firmware=False,
+            source=args.source,
+            size="%dx%d" % (protocol.DEFAULT_WIDTH, protocol.DEFAULT_HEIGHT),
+            fps=float(protocol.DEFAULT_FPS),
+            json=args.json == "-",
+            verbose=False,
+        )
+        return _run_soak(soak)
     servers = SERVER_KINDS if args.server == "all" else tuple(args.server.split(","))
     try:
         settings = BenchSettings(
@@ -508,6 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_clients(commands)
     _add_firmware(commands)
     _add_record(commands)
+    _add_viewer(commands)
+    _add_soak(commands)
     _add_bench(commands)
     return parser
 

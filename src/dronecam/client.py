@@ -187,6 +187,11 @@ class StreamClient:
         self._closed = False
 
     @property
+    def shown_url(self) -> str:
+        """The URL without its query, for messages: an access token must never be printed."""
+        return self.url.split("?", 1)[0]
+
+    @property
     def clock_offset_us(self) -> int | None:
         return self.clock.offset_us
 
@@ -218,16 +223,16 @@ class StreamClient:
             )
         except InvalidURI as error:
             raise StreamError(
-                "%s is not a WebSocket URL; use ws://HOST:PORT/ws" % self.url
+                "%s is not a WebSocket URL; use ws://HOST:PORT/ws" % self.shown_url
             ) from error
         except InvalidHandshake as error:
             raise StreamError(
-                "%s refused the WebSocket handshake: %s" % (self.url, error)
+                "%s refused the WebSocket handshake: %s" % (self.shown_url, error)
             ) from error
         except (OSError, TimeoutError) as error:
             raise StreamError(
                 "cannot reach %s (%s); check the address and that you are on the drone's WiFi"
-                % (self.url, error or type(error).__name__)
+                % (self.shown_url, error or type(error).__name__)
             ) from error
         self._last_seq = 0
         self._acking = False
@@ -262,7 +267,7 @@ class StreamClient:
                     await self.connect()
                     if self.stats.frames:
                         self.stats.reconnects += 1
-                    yield ServerMessage({"type": "connected", "url": self.url})
+                    yield ServerMessage({"type": "connected", "url": self.shown_url})
                 async for item in self._receive():
                     backoff_s = self.backoff_min_s
                     yield item
@@ -377,7 +382,7 @@ def _connected_socket(url: str, receive_buffer_bytes: int, timeout_s: float) -> 
         sock.connect((parts.hostname or "127.0.0.1", port))
     except OSError as error:
         sock.close()
-        raise StreamError("cannot reach %s (%s)" % (url, error)) from error
+        raise StreamError("cannot reach %s (%s)" % (url.split("?", 1)[0], error)) from error
     sock.setblocking(False)
     return sock
 
@@ -417,7 +422,8 @@ async def snapshot(url: str, timeout_s: float = 5.0) -> bytes:
         return await asyncio.wait_for(first_frame(), timeout_s)
     except TimeoutError:
         raise StreamError(
-            "no frame from %s within %.0f s: is the camera running?" % (url, timeout_s)
+            "no frame from %s within %.0f s: is the camera running?"
+            % (url.split("?", 1)[0], timeout_s)
         ) from None
 
 

@@ -38,6 +38,7 @@ from .core.websocket import OP_TEXT, frame
 log = logging.getLogger("dronecam.server")
 
 MAX_PENDING_REPLY_BYTES = 256 * 1024
+CLOSE_GRACE_TICKS = 20  # of 100 ms: how long stop() waits for clients to answer a close
 
 
 def raise_open_files_limit(connections: int) -> None:
@@ -87,6 +88,15 @@ class ServerSettings:
     @property
     def scheme(self) -> str:
         return "wss" if self.ssl_context else "ws"
+
+    def access_summary(self) -> str:
+        """What access control is on, for the start-up log: never the token itself."""
+        parts = [
+            "TLS" if self.ssl_context else "no TLS",
+            "token required" if self.token else "no token",
+            "origins %s" % ", ".join(self.origins) if self.origins else "any origin",
+        ]
+        return ", ".join(parts)
 
 
 class Connection(asyncio.Protocol):
@@ -158,7 +168,8 @@ class Connection(asyncio.Protocol):
 
     # The hub's callback: the hot path, once per frame per client.
     def on_frame(self) -> None:
-        if self.paused or self.subscription is None:
+        # Nothing may follow a close frame (RFC 6455 §5.5.1), even while the socket drains.
+        if self.paused or self.subscription is None or self.ws.state is not State.OPEN:
             return
         frame = self.subscription.take()
         if frame is not None:
@@ -226,8 +237,14 @@ class Connection(asyncio.Protocol):
         if event.opcode is Opcode.TEXT or (event.opcode is Opcode.CONT and self._fragments):
             self._fragments.append(bytes(event.data))
             if event.fin:
-                text = b"".join(self._fragments).decode()
+                data = b"".join(self._fragments)
                 self._fragments.clear()
+                try:
+                    text = data.decode()
+                except UnicodeDecodeError:
+                    # websockets' sans-I/O layer leaves UTF-8 checks to the I/O layer (RFC 6455 §8.1).
+                    self.ws.fail(protocol.CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
+                    return
                 self._handle_command(text)
         elif event.opcode is Opcode.BINARY or event.opcode is Opcode.CONT:
             if event.fin:
@@ -287,10 +304,13 @@ class Connection(asyncio.Protocol):
             transport.abort()
 
     def close(self, code: int, reason: str) -> None:
-        """Close with a close frame if the client can still take one, else drop the socket."""
-        if self.transport is None or self.transport.is_closing():
+        """Close with a close frame if the client can still take one, else drop the socket.
+
+        A transport already closing may wait forever on a client that never reads: abort it.
+        """
+        if self.transport is None:
             return
-        if self.paused or self.ws.state is not State.OPEN:
+        if self.paused or self.ws.state is not State.OPEN or self.transport.is_closing():
             self.transport.abort()
         else:
             self.ws.send_close(code, reason)
@@ -379,6 +399,10 @@ class StreamServer:
             self.settings.host,
             self.settings.port,
             ssl=self.settings.ssl_context,
+            # The TLS handshake comes before connection_made, out of check_timeouts' sight.
+            ssl_handshake_timeout=(
+                self.settings.handshake_timeout_ms / 1000 if self.settings.ssl_context else None
+            ),
             reuse_address=True,
             backlog=1024,
         )
@@ -401,6 +425,7 @@ class StreamServer:
             "[VideoStreamServer] Connect directly to WebSocket - no HTTP interface%s",
             " (viewer page at /)" if self.settings.viewer_html else "",
         )
+        log.info("[VideoStreamServer] Access: %s", self.settings.access_summary())
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -410,6 +435,16 @@ class StreamServer:
             self._server.close()
         for connection in list(self.connections):
             connection.close(protocol.CLOSE_GOING_AWAY, "server shutting down")
+        # Clients get a moment to answer the close frame; then their sockets are dropped, or
+        # wait_closed() (which waits for every connection since Python 3.12) could hang.
+        for _ in range(CLOSE_GRACE_TICKS):
+            if not self.connections:
+                break
+            await asyncio.sleep(0.1)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.abort()
+        await asyncio.sleep(0)  # let connection_lost() run for the aborted ones
         if self._server is not None:
             await self._server.wait_closed()
 

@@ -68,3 +68,8 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
         BenchSettings(servers=("nginx",))
     assert main(["bench", "--clients", "0"]) == 2
+
+
+def test_soak_flag_runs_the_soak_test(capsys):
+    assert main(["bench", "--soak", "3", "-n", "1"]) == 0
+    assert "flat" in capsys.readouterr().out

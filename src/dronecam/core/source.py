@@ -102,6 +102,8 @@ class Feed:
                 pump.cancel()
                 await self._close()
                 raise
+            if self.state == CAMERA_OK:  # it streamed since the last fault: retry soon again
+                backoff_ms = self.settings.retry_min_ms
             if stalled:
                 self._fault(CAMERA_STALLED, "no frame for %d ms" % self.settings.stall_timeout_ms)
             else:
@@ -110,8 +112,6 @@ class Feed:
                     self._fault(CAMERA_FAILED, "too many bad frames (%s)" % self.last_error)
                 else:
                     self._fault(CAMERA_FAILED, str(error) or type(error).__name__)
-            if self.state == CAMERA_OK:
-                backoff_ms = self.settings.retry_min_ms
             await self._close()
             await asyncio.sleep(backoff_ms / 1000)
             backoff_ms = min(2 * backoff_ms, self.settings.retry_max_ms)
