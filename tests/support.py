@@ -12,6 +12,18 @@ from dronecam.core.source import Feed, FeedSettings
 from dronecam.server import ServerSettings, StreamServer
 from dronecam.sources.synthetic import SyntheticCamera
 
+# Debian's Chromium, headless, with nothing reaching out to the network on its own.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
 # Every timeout in the suite is multiplied by this (DRONECAM_TEST_TIMEOUT_SCALE on slow machines).
 TIMEOUT_SCALE = float(os.environ.get("DRONECAM_TEST_TIMEOUT_SCALE", "1"))
 

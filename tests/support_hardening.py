@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import gc
+import importlib.util
 import json
 import os
 import socket
@@ -21,6 +22,17 @@ from support import seconds
 
 # The floor for "the other clients still stream" after each hostile client.
 MIN_FPS = 25 / float(os.environ.get("DRONECAM_TEST_TIMEOUT_SCALE", "1"))
+
+HANDSHAKE_TIMEOUT_MS = 500
+STREAM_TIMEOUT_MS = 1000
+# Timeouts are enforced on the heartbeat tick; a short one keeps the tests short.
+HEARTBEAT_MS = 100
+# Resident memory may grow a little (allocator arenas, caches): far less than a leak per client.
+RSS_SLACK_BYTES = 32 * 1024 * 1024
+
+SERVERS = ["host"]
+if importlib.util.find_spec("support_firmware") is not None:
+    SERVERS.append("firmware")
 
 
 def client_frame(

@@ -219,6 +219,8 @@ class StreamClient:
                 compression=None,
                 ping_interval=None,
                 max_queue=4,
+                # The server's close reply may wait behind frames this client stopped reading.
+                close_timeout=2,
                 sock=sock,
             )
         except InvalidURI as error:

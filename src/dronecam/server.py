@@ -28,7 +28,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Origin
 
-from .core import protocol
+from .core import commands, protocol
 from .core.compat import MonotonicClock, ticks_diff, ticks_ms
 from .core.hub import Hub, Subscription
 from .core.protocol import ProtocolError
@@ -255,25 +255,13 @@ class Connection(asyncio.Protocol):
         subscription = self.subscription
         if subscription is None:
             return
-        try:
-            command, argument = protocol.parse_command(text)
-        except ProtocolError as error:
-            self.send_text(error.reply)
-            return
-        if command == protocol.ACK:
-            subscription.acknowledge(argument)
+        reply, credit_changed = commands.answer(
+            text, subscription, self.server.stats_message, self.server.clock.now_us
+        )
+        if reply is not None:
+            self.send_text(reply)
+        if credit_changed:
             self.stalled_since_ms = ticks_ms()
-            self.on_frame()
-        elif command == protocol.PING:
-            self.send_text(protocol.PONG)
-        elif command == protocol.GET_STATS:
-            self.send_text(self.server.stats_message(subscription))
-        elif command == protocol.CLOCK:
-            self.send_text(protocol.clock_message(self.server.clock.now_us()))
-        elif command == protocol.WINDOW:
-            subscription.set_window(argument)
-            self.stalled_since_ms = ticks_ms()
-            self.send_text(protocol.window_message(argument))
             self.on_frame()
 
     # Writing.

@@ -9,9 +9,9 @@ import asyncio
 import sys
 
 from playwright.async_api import async_playwright
-from viewer_support import CHROMIUM, CHROMIUM_ARGS, viewer_file_url
+from viewer_support import CHROMIUM, viewer_file_url
 
-from support import host_server
+from support import CHROMIUM_ARGS, host_server
 
 
 async def main(out: str, size: str) -> None:

@@ -2,19 +2,8 @@
 
 from playwright.async_api import async_playwright
 
-from support import seconds
+from support import CHROMIUM_ARGS, seconds
 from support_firmware import firmware_server
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 # The seed README's client, as written there, plus counters for the test to read.
 PAGE = """<!doctype html><canvas id="c" width="640" height="480"></canvas><script>

@@ -26,6 +26,7 @@ DEVICE_FILES = {
     "stream_server.py",
     "dronecam/__init__.py",
     "dronecam/core/__init__.py",
+    "dronecam/core/commands.py",
     "dronecam/core/compat.py",
     "dronecam/core/protocol.py",
     "dronecam/core/websocket.py",
@@ -114,7 +115,7 @@ def test_deploy_makes_exactly_these_mpremote_calls():
         ["dronecam/__init__.py"]
         + [
             "dronecam/core/%s.mpy" % n
-            for n in ("__init__", "compat", "hub", "protocol", "source", "websocket")
+            for n in ("__init__", "commands", "compat", "hub", "protocol", "source", "websocket")
         ]
     )
     # Stale sources of precompiled modules would shadow the .mpy files: the cleanup removes them.

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 
 import pytest
-from support_hardening import MIN_FPS, RawClient, Watcher, process_resources, settle
 
 from support import ListSource, host_server, seconds, synthetic_jpegs
-
-HANDSHAKE_TIMEOUT_MS = 500
-STREAM_TIMEOUT_MS = 1000
-# Timeouts are enforced on the heartbeat tick; a short one keeps the tests short.
-HEARTBEAT_MS = 100
-# Resident memory may grow a little (allocator arenas, caches): far less than a leak per client.
-RSS_SLACK_BYTES = 32 * 1024 * 1024
-
-SERVERS = ["host"]
-if importlib.util.find_spec("support_firmware") is not None:
-    SERVERS.append("firmware")
+from support_hardening import (
+    HANDSHAKE_TIMEOUT_MS,
+    HEARTBEAT_MS,
+    MIN_FPS,
+    RSS_SLACK_BYTES,
+    SERVERS,
+    STREAM_TIMEOUT_MS,
+    RawClient,
+    Watcher,
+    process_resources,
+    settle,
+)
 
 
 class HostTarget:

@@ -11,11 +11,11 @@ from urllib.parse import quote
 
 import pytest
 import websockets
-from support_hardening import RawClient, self_signed_certificate
 from websockets.exceptions import InvalidStatus
 
 from dronecam.cli import main
 from support import ListSource, host_server, seconds, synthetic_jpegs
+from support_hardening import RawClient, self_signed_certificate
 
 JPEGS = synthetic_jpegs(5, 320, 240)
 ALLOWED = "https://ops.example.com"

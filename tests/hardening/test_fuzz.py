@@ -12,15 +12,22 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import HANDSHAKE_TIMEOUT_MS, HEARTBEAT_MS, SERVERS, STREAM_TIMEOUT_MS
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from support_hardening import MIN_FPS, client_frame, handshake_request
 from websockets.sync.client import connect
 
 from dronecam.core import protocol
 from dronecam.core.protocol import ProtocolError
 from support import ListSource, host_server, seconds, synthetic_jpegs
+from support_hardening import (
+    HANDSHAKE_TIMEOUT_MS,
+    HEARTBEAT_MS,
+    MIN_FPS,
+    SERVERS,
+    STREAM_TIMEOUT_MS,
+    client_frame,
+    handshake_request,
+)
 
 ERROR_CODES = {"too_big", "unknown_command", "bad_argument"}
 JPEG = synthetic_jpegs(1, 160, 128)[0]

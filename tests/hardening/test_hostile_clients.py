@@ -6,10 +6,10 @@ import asyncio
 import time
 
 import pytest
-from support_hardening import RawClient, client_frame, close_payload
 
 from dronecam.core import protocol
 from support import seconds
+from support_hardening import RawClient, client_frame, close_payload
 
 TEXT, BINARY, CLOSE, PING = 0x1, 0x2, 0x8, 0x9
 

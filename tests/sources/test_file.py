@@ -7,7 +7,7 @@ import time
 
 import pytest
 import simplejpeg
-from conftest import write_h264, write_mjpeg_mkv
+from media_files import write_h264, write_mjpeg_mkv
 
 from dronecam.client import StreamClient
 from dronecam.core.protocol import strip_tags

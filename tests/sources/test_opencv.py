@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 import simplejpeg
-from conftest import write_h264
+from media_files import write_h264
 
 from dronecam.core.source import SourceError
 from dronecam.sources import SourceSettings, make_source

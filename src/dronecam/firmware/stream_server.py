@@ -12,7 +12,7 @@ from asyncio import core
 
 from micropython import const
 
-from dronecam.core import protocol
+from dronecam.core import commands, protocol
 from dronecam.core.compat import ticks_diff, ticks_ms
 from dronecam.core.protocol import ProtocolError
 from dronecam.core.websocket import (
@@ -201,25 +201,14 @@ class Connection:
         subscription = self.subscription
         if subscription is None or self.closing:
             return
-        try:
-            command, argument = protocol.parse_command(text)
-        except ProtocolError as error:
-            self.send_text(error.reply)
-            return
-        if command == protocol.ACK:
-            subscription.acknowledge(argument)
+        reply, credit_changed = commands.answer(
+            text, subscription, self.server.stats_message, self.server.clock.now_us
+        )
+        if reply is not None:
+            self.send_text(reply)
+        if credit_changed:
             self.last_take_ms = ticks_ms()
             self.wake.set()
-        elif command == protocol.PING:
-            self.send_text(protocol.PONG)
-        elif command == protocol.GET_STATS:
-            self.send_text(self.server.stats_message(subscription))
-        elif command == protocol.CLOCK:
-            self.send_text(protocol.clock_message(self.server.clock.now_us()))
-        elif command == protocol.WINDOW:
-            subscription.set_window(argument)
-            self.last_take_ms = ticks_ms()
-            self.send_text(protocol.window_message(argument))
 
     def _refuse_full(self):
         limit = self.server.max_clients
