@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import websockets
 
+import dronecam
 from dronecam import cli, firmware_host
 from dronecam.firmware_host import FirmwareError, HostFirmware, build_bundle, deploy, precompile
 from support import seconds
@@ -157,7 +158,7 @@ async def test_cli_firmware_run_serves_until_stopped():
         str(shared_dir() / "frames"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])},
+        env={**os.environ, "PYTHONPATH": str(Path(dronecam.__file__).parents[1])},
     )
     try:
         url = None

@@ -1,0 +1,161 @@
+"""`dronecam stats`, `view`, `snapshot` and `record`: commands built on the client library."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+
+def _add_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "url",
+        nargs="?",
+        default="ws://192.168.4.1/ws",
+        help="stream URL (default: the drone, ws://192.168.4.1/ws)",
+    )
+
+
+def _add_window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=2,
+        help="credit flow: frames in flight, 0 for none as the original clients (default: 2)",
+    )
+
+
+def add_clients(commands) -> None:
+    stats = commands.add_parser(
+        "stats",
+        help="live figures of a stream in the terminal",
+        description="Live fps, latency p50/p99, kB/s, drops and the server's stats.",
+    )
+    _add_url(stats)
+    _add_window(stats)
+    stats.add_argument(
+        "--duration", type=float, help="stop after this many seconds (default: Ctrl-C)"
+    )
+    stats.set_defaults(run=_run_stats)
+
+    view = commands.add_parser(
+        "view",
+        help="watch a stream in a window (needs dronecam[view])",
+        description="Show the stream in an OpenCV window; q or Esc quits.",
+    )
+    _add_url(view)
+    _add_window(view)
+    view.set_defaults(run=_run_view)
+
+    snapshot = commands.add_parser(
+        "snapshot",
+        help="save one frame as a JPEG",
+        description="Save the next frame of the stream as a JPEG file.",
+    )
+    _add_url(snapshot)
+    snapshot.add_argument("out", help="output file, e.g. out.jpg")
+    snapshot.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default: 5)")
+    snapshot.set_defaults(run=_run_snapshot)
+
+
+def _run_client(main) -> int:
+    from ..client import StreamError
+
+    try:
+        asyncio.run(main)
+    except StreamError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .. import monitor
+
+    return _run_client(monitor.run(args.url, args.duration, args.window or None, Console()))
+
+
+def _run_view(args: argparse.Namespace) -> int:
+    from .. import window
+
+    return _run_client(window.run(args.url, args.window or None))
+
+
+def _run_snapshot(args: argparse.Namespace) -> int:
+
+    from ..client import snapshot
+
+    async def save() -> None:
+        jpeg = await snapshot(args.url, args.timeout)
+        Path(args.out).write_bytes(jpeg)
+        print("saved %s (%d bytes)" % (args.out, len(jpeg)))
+
+    return _run_client(save())
+
+
+def add_record(commands) -> None:
+    parser = commands.add_parser(
+        "record",
+        help="record a stream to .mkv/.avi (JPEGs kept) or .mp4 (H.264)",
+        description="Record ws://HOST:PORT/ws to a video file until the duration or frame "
+        "count is reached, the connection is lost, or Ctrl-C; the file is always left playable.",
+    )
+    parser.add_argument("url", help="stream URL, e.g. ws://192.168.4.1/ws")
+    parser.add_argument("out", help="output file: .mkv, .avi (no re-encoding) or .mp4 (H.264)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    parser.set_defaults(run=_run_record)
+
+
+def _run_record(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from ..client import StreamError
+    from ..record import RecordError, record
+
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed} frames"),
+        TextColumn("{task.fields[fps]:5.1f} fps"),
+        TextColumn("{task.fields[size]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task(Path(args.out).name, fps=0.0, size="0 KB")
+        first = [0.0]
+
+        def on_frame(recording) -> None:
+            now = time.monotonic()
+            if recording.frames == 1:
+                first[0] = now
+            elapsed = now - first[0]
+            fps = (recording.frames - 1) / elapsed if elapsed > 0 else 0.0
+            progress.update(
+                task,
+                completed=recording.frames,
+                fps=fps,
+                size="%.0f KB" % (recording.bytes_written / 1024),
+            )
+
+        try:
+            result = asyncio.run(
+                record(args.url, Path(args.out), args.duration, args.frames, on_frame)
+            )
+        except KeyboardInterrupt:
+            print("dronecam: interrupted; %s is closed and playable" % args.out, file=sys.stderr)
+            return 0
+        except (StreamError, RecordError) as error:
+            print("dronecam: %s" % error, file=sys.stderr)
+            return 1
+    print(
+        "%s: %d frames, %.1f s of video (%s)"
+        % (result.path, result.frames, result.seconds, result.reason)
+    )
+    return 0 if result.frames else 1

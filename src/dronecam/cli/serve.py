@@ -1,0 +1,262 @@
+"""`dronecam serve` and `dronecam viewer`: the server, its access options, the browser page."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ..core import protocol
+
+
+def add_serve(commands) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="run the stream server (synthetic camera by default)",
+        description="Serve the camera at ws://HOST:PORT/ws with the original device's protocol.",
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080)")
+    parser.add_argument(
+        "--source",
+        default="synthetic:",
+        help="camera URI: synthetic: (default), v4l2:/dev/video0, opencv:0, file:PATH, "
+        "picamera2:, ws://HOST:PORT/ws (relay); see docs/sources.md",
+    )
+    parser.add_argument(
+        "--max-clients",
+        type=int,
+        default=protocol.MAX_CLIENTS,
+        help="clients served at once; the next is refused (default: 5)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frames per second (default: the source's own; 30 for synthetic:)",
+    )
+    parser.add_argument(
+        "--size",
+        default="%dx%d" % (protocol.DEFAULT_WIDTH, protocol.DEFAULT_HEIGHT),
+        help="frame size WIDTHxHEIGHT (default: 640x480)",
+    )
+    parser.add_argument(
+        "--quality",
+        type=int,
+        default=protocol.DEFAULT_QUALITY,
+        help="JPEG quality on the OV2640 scale, 0 best .. 63 worst (default: 12)",
+    )
+    parser.add_argument(
+        "--heartbeat-ms",
+        type=int,
+        default=protocol.HEARTBEAT_INTERVAL_MS,
+        help="heartbeat interval, 100-2000 ms (default: 1000)",
+    )
+    parser.add_argument(
+        "--stream-timeout-ms",
+        type=int,
+        default=protocol.STREAM_TIMEOUT_MS,
+        help="close a client that takes no frame this long (default: 5000)",
+    )
+    parser.add_argument(
+        "--max-frame-bytes",
+        type=int,
+        default=protocol.MAX_FRAME_SIZE,
+        help="larger frames are dropped and counted (default: 100000)",
+    )
+    parser.add_argument(
+        "--send-buffer",
+        type=int,
+        default=32 * 1024,
+        help="kernel send buffer per client, bytes (default: 32768)",
+    )
+    parser.add_argument(
+        "--viewer",
+        action="store_true",
+        help="also serve the browser viewer at http://HOST:PORT/ (off by default)",
+    )
+    parser.add_argument("--loop", action="store_true", help="loop file sources")
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run on uvloop, a faster event loop (the `fast` extra; see BENCHMARKS.md)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every connection event")
+    _add_access(parser)
+    parser.set_defaults(run=_run_serve)
+
+
+def _add_access(parser: argparse.ArgumentParser) -> None:
+    """Access control for `serve`: all off by default, as on the original device (docs/security.md)."""
+    access = parser.add_argument_group("access control (docs/security.md)")
+    access.add_argument(
+        "--allow-origin",
+        action="append",
+        metavar="URL",
+        help="accept browsers only from this page origin, e.g. https://ops.example.com "
+        "(repeatable; clients that send no Origin, like the Python client, are accepted)",
+    )
+    access.add_argument(
+        "--token",
+        default=os.environ.get("DRONECAM_TOKEN"),
+        help="require ?token=TOKEN on the WebSocket URL (default: $DRONECAM_TOKEN; never logged)",
+    )
+    access.add_argument("--certfile", help="TLS certificate (PEM): serve wss:// instead of ws://")
+    access.add_argument("--keyfile", help="TLS private key (PEM), if not in the certificate file")
+    access.add_argument(
+        "--handshake-timeout-ms",
+        type=int,
+        default=protocol.HANDSHAKE_TIMEOUT_MS,
+        help="close a connection that has not finished its handshake by then (default: 5000)",
+    )
+
+
+def _access_settings(args: argparse.Namespace) -> dict:
+    """ServerSettings fields from the access options.
+
+    Raises:
+        ValueError: a certificate or key that cannot be loaded, or options that do not fit.
+    """
+    if args.keyfile and not args.certfile:
+        raise ValueError("--keyfile needs --certfile")
+    if args.token is not None and not args.token:
+        raise ValueError("the access token must not be empty")
+    context = None
+    if args.certfile:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(args.certfile, args.keyfile)
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError("cannot load the TLS certificate or key: %s" % error) from None
+    return {
+        "origins": args.allow_origin,
+        "token": args.token,
+        "ssl_context": context,
+        "handshake_timeout_ms": args.handshake_timeout_ms,
+    }
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit("dronecam: --size must look like 640x480, not %r" % text) from None
+    return width, height
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from ..core.hub import Hub
+    from ..core.source import Feed, FeedSettings, SourceError
+    from ..server import ServerSettings, StreamServer
+    from ..sources import SourceSettings, make_source
+
+    width, height = _parse_size(args.size)
+    try:
+        source = make_source(
+            args.source, SourceSettings(width, height, args.fps, args.quality, args.loop)
+        )
+        settings = ServerSettings(
+            host=args.host,
+            port=args.port,
+            max_clients=args.max_clients,
+            stream_timeout_ms=args.stream_timeout_ms,
+            heartbeat_interval_ms=args.heartbeat_ms,
+            send_buffer_bytes=args.send_buffer,
+            viewer_html=_viewer_html() if args.viewer else None,
+            **_access_settings(args),
+        )
+    except (SourceError, ValueError) as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 2
+    feed = Feed(
+        source,
+        Hub(),
+        FeedSettings(max_frame_bytes=args.max_frame_bytes),
+        log=logging.getLogger("dronecam.camera").info,
+    )
+    server = StreamServer(feed, settings)
+
+    async def serve() -> None:
+        await feed.open()
+        await server.serve_forever()
+
+    loop_factory = None
+    if args.uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            print("dronecam: --uvloop needs uvloop: pip install 'dronecam[fast]'", file=sys.stderr)
+            return 2
+        loop_factory = uvloop.new_event_loop
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve())
+    except SourceError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(
+            "dronecam: cannot listen on %s:%d: %s"
+            % (args.host, args.port, error.strerror or error),
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def add_viewer(commands) -> None:
+    parser = commands.add_parser(
+        "viewer",
+        help="write out or open the browser viewer page",
+        description="Write the browser viewer (one self-contained HTML file, works offline "
+        "from disk) and optionally open it in the default browser. See docs/viewer.md.",
+    )
+    parser.add_argument(
+        "--out",
+        default="dronecam-viewer.html",
+        help="where to write the page; - for stdout (default: ./dronecam-viewer.html)",
+    )
+    parser.add_argument("--open", action="store_true", help="open the page in the default browser")
+    parser.add_argument(
+        "--url",
+        help="camera to connect to at once, e.g. ws://192.168.4.1/ws (with --open)",
+    )
+    parser.set_defaults(run=_run_viewer)
+
+
+def _run_viewer(args: argparse.Namespace) -> int:
+    import webbrowser
+    from urllib.parse import quote
+
+    html = _viewer_html()
+    if args.out == "-":
+        if args.open:
+            raise SystemExit("dronecam: --open needs a file; use --out PATH, not -")
+        sys.stdout.buffer.write(html)
+        return 0
+    path = Path(args.out).resolve()
+    try:
+        path.write_bytes(html)
+    except OSError as error:
+        print("dronecam: cannot write %s: %s" % (path, error.strerror or error), file=sys.stderr)
+        return 1
+    print("dronecam: viewer written to %s" % path)
+    if args.open:
+        page = path.as_uri() + ("#url=" + quote(args.url, safe=":/") if args.url else "")
+        if not webbrowser.open(page):
+            print("dronecam: no browser found; open %s yourself" % page, file=sys.stderr)
+            return 1
+    return 0
+
+
+def _viewer_html() -> bytes:
+    from importlib.resources import files
+
+    return (files("dronecam") / "viewer.html").read_bytes()

