@@ -5,14 +5,20 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?= --viewer
+BENCH_ARGS ?= -n 100 --server all
 
 .PHONY: setup serve test lint chromium bench clean
 
-setup: $(VENV)/.installed
+# The core install is small (websockets, simplejpeg, numpy, rich); tests add the extras.
+setup: $(VENV)/.core
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.core
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
@@ -22,19 +28,19 @@ serve: setup
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-lint: setup
+lint: $(VENV)/.test
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: setup chromium lint
+test: $(VENV)/.test chromium lint
 	$(BIN)/pytest; status=$$?; \
 	if [ $$status = 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
 	exit $$status
 
-bench: setup
-	$(BIN)/dronecam bench $(ARGS)
+bench: $(VENV)/.test
+	$(BIN)/dronecam bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
