@@ -113,8 +113,12 @@ def add_record(commands) -> None:
 
 
 def _run_record(args: argparse.Namespace) -> int:
+    import importlib.util
     import time
 
+    if importlib.util.find_spec("av") is None:
+        print("dronecam: recording needs PyAV: pip install 'dronecam[av]'", file=sys.stderr)
+        return 2
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
     from ..client import StreamError

@@ -25,7 +25,12 @@ class VideoReader:
         self._open()
 
     def _open(self) -> None:
-        import av
+        try:
+            import av
+        except ImportError:
+            raise SourceError(
+                "file: reading video files needs PyAV: pip install 'dronecam[av]'"
+            ) from None
 
         try:
             self._container = av.open(str(self.path))
