@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from dronecam.firmware_host import HostFirmware, build_bundle
+from dronecam.tools.firmware import HostFirmware, build_bundle
 from support import seconds, synthetic_jpegs
 
 _shared: dict[str, Path] = {}

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
-import importlib.util
 import json
 import os
 import socket
@@ -18,10 +16,14 @@ from urllib.parse import urlsplit
 import psutil
 import websockets
 
-from support import seconds
+from dronecam.core.websocket import close_payload
+from dronecam.tools.wire import client_frame, upgrade_request
+from support import TIMEOUT_SCALE, seconds
+
+__all__ = ["client_frame", "close_payload"]
 
 # The issue's floor for "the other clients still stream" after each hostile client.
-MIN_FPS = 25 / float(os.environ.get("DRONECAM_TEST_TIMEOUT_SCALE", "1"))
+MIN_FPS = 25 / TIMEOUT_SCALE
 
 HANDSHAKE_TIMEOUT_MS = 500
 STREAM_TIMEOUT_MS = 1000
@@ -30,47 +32,11 @@ HEARTBEAT_MS = 100
 # Resident memory may grow a little (allocator arenas, caches): far less than a leak per client.
 RSS_SLACK_BYTES = 32 * 1024 * 1024
 
-SERVERS = ["host"]
-if importlib.util.find_spec("support_firmware") is not None:
-    SERVERS.append("firmware")
-
-
-def client_frame(
-    opcode: int, payload: bytes = b"", fin: bool = True, mask: bool = True, rsv: int = 0
-) -> bytes:
-    """One client frame, masked unless told otherwise, with any opcode and flags (RFC 6455 §5.2)."""
-    first = (0x80 if fin else 0) | (rsv << 4) | opcode
-    size = len(payload)
-    mask_bit = 0x80 if mask else 0
-    if size < 126:
-        header = struct.pack(">BB", first, mask_bit | size)
-    elif size < 65536:
-        header = struct.pack(">BBH", first, mask_bit | 126, size)
-    else:
-        header = struct.pack(">BBQ", first, mask_bit | 127, size)
-    if not mask:
-        return header + payload
-    key = os.urandom(4)
-    masked = bytes(byte ^ key[i % 4] for i, byte in enumerate(payload))
-    return header + key + masked
-
-
-def close_payload(code: int, reason: str = "") -> bytes:
-    return struct.pack(">H", code) + reason.encode()
+SERVERS = ["host", "firmware"]
 
 
 def handshake_request(path: str, host: str, extra_headers: tuple[str, ...] = ()) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    lines = [
-        "GET %s HTTP/1.1" % path,
-        "Host: %s" % host,
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        "Sec-WebSocket-Key: %s" % key,
-        "Sec-WebSocket-Version: 13",
-        *extra_headers,
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return upgrade_request(path, host, extra_headers)[0]
 
 
 class RawClient:

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from dronecam.bench import BenchSettings, run_bench
-from dronecam.bench.report import ratios
 from dronecam.cli import main
+from dronecam.tools.bench import BenchSettings, run_bench
+from dronecam.tools.bench.report import ratios
 from support import seconds
 
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from viewer_support import CHROMIUM
 
 from support import CHROMIUM_ARGS
+from viewer_support import CHROMIUM
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

@@ -9,9 +9,9 @@ import asyncio
 import sys
 
 from playwright.async_api import async_playwright
-from viewer_support import CHROMIUM, viewer_file_url
 
 from support import CHROMIUM_ARGS, host_server
+from viewer_support import CHROMIUM, viewer_file_url
 
 
 async def main(out: str, size: str) -> None:

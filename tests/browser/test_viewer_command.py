@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from viewer_support import viewer_html
 
 from support import seconds
+from viewer_support import viewer_html
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 RECORDER = "import sys, pathlib; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])"

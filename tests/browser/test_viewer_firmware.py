@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
+from support import seconds
+from support_firmware import firmware_server
 from viewer_support import (
     CANVAS_SIGNATURE,
     viewer_file_url,
@@ -11,9 +14,6 @@ from viewer_support import (
     wait_log,
     wait_state,
 )
-
-from support import seconds
-from support_firmware import firmware_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from viewer_support import viewer_file_url
 
 from support import host_server, seconds
+from viewer_support import viewer_file_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 import websockets
+
+from dronecam.core import protocol
+from support import ListSource, host_server, seconds, synthetic_jpegs
 from viewer_support import (
     CANVAS_SIGNATURE,
     RECORD_MESSAGES,
@@ -22,9 +25,6 @@ from viewer_support import (
     wait_message,
     wait_state,
 )
-
-from dronecam.core import protocol
-from support import ListSource, host_server, seconds, synthetic_jpegs
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

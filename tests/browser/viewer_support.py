@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from importlib.resources import files
-from pathlib import Path
-from urllib.parse import urlencode
 
+from dronecam.tools.browser import CHROMIUM, CHROMIUM_ARGS, viewer_file_url
 from support import seconds
 
-CHROMIUM = "/usr/bin/chromium"
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "viewer_file_url",
+    "viewer_html",
+    "wait_drawn",
+    "wait_state",
+]
 
 
 def viewer_html() -> bytes:
     return (files("dronecam") / "viewer.html").read_bytes()
-
-
-def viewer_file_url(**params: str) -> str:
-    """The page from disk (file://), with settings in its query string."""
-    path = Path(str(files("dronecam") / "viewer.html")).resolve()
-    return path.as_uri() + ("?" + urlencode(params) if params else "")
 
 
 CANVAS_SIGNATURE = """() => {

@@ -7,14 +7,9 @@ A server factory is an async context manager taking keyword options `max_clients
 import pytest
 
 from support import host_server
+from support_firmware import firmware_server
 
-SERVERS = {"host": host_server}
-try:
-    from support_firmware import firmware_server
-except ImportError:  # the firmware's harness is optional until it lands
-    pass
-else:
-    SERVERS["firmware"] = firmware_server
+SERVERS = {"host": host_server, "firmware": firmware_server}
 
 
 @pytest.fixture(params=sorted(SERVERS))

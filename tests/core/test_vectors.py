@@ -6,7 +6,7 @@ from pathlib import Path
 
 from core_checks import run
 
-from dronecam.firmware_host import tool
+from dronecam.tools.firmware import tool
 from support import seconds
 
 HERE = Path(__file__).parent

@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-from dronecam.firmware_host import host_command, tool
+from dronecam.tools.firmware import host_command, tool
 from support import seconds
 from support_firmware import shared_dir
 

@@ -11,8 +11,9 @@ import pytest
 import websockets
 
 import dronecam
-from dronecam import cli, firmware_host
-from dronecam.firmware_host import FirmwareError, HostFirmware, build_bundle, deploy, precompile
+from dronecam import cli
+from dronecam.tools import firmware as firmware_host
+from dronecam.tools.firmware import FirmwareError, HostFirmware, build_bundle, deploy, precompile
 from support import seconds
 from support_firmware import shared_dir
 

@@ -13,7 +13,7 @@ async def test_ap_password_from_config_is_used_and_never_printed():
 
 
 async def test_a_password_wpa2_would_refuse_stops_the_start():
-    from dronecam.firmware_host import FirmwareError
+    from dronecam.tools.firmware import FirmwareError
 
     with pytest.raises(FirmwareError) as refused:
         async with support_firmware.firmware_server(ap_password="short"):

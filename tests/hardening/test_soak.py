@@ -3,7 +3,7 @@
 import os
 
 from dronecam.cli import main
-from dronecam.soak import SoakSettings, run_soak
+from dronecam.tools.soak import SoakSettings, run_soak
 from support import ListSource, host_server, seconds, synthetic_jpegs
 
 

@@ -75,13 +75,13 @@ def _run_client(main) -> int:
 def _run_stats(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .. import monitor
+    from . import monitor
 
     return _run_client(monitor.run(args.url, args.duration, args.window or None, Console()))
 
 
 def _run_view(args: argparse.Namespace) -> int:
-    from .. import window
+    from . import window
 
     return _run_client(window.run(args.url, args.window or None))
 

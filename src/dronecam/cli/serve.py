@@ -150,9 +150,8 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from ..core.hub import Hub
-    from ..core.source import Feed, FeedSettings, SourceError
-    from ..server import ServerSettings, StreamServer
+    from ..core.source import FeedSettings, SourceError
+    from ..server import ServerSettings, build_server
     from ..sources import SourceSettings, make_source
 
     width, height = _parse_size(args.size)
@@ -173,16 +172,15 @@ def _run_serve(args: argparse.Namespace) -> int:
     except (SourceError, ValueError) as error:
         print("dronecam: %s" % error, file=sys.stderr)
         return 2
-    feed = Feed(
+    server = build_server(
         source,
-        Hub(),
+        settings,
         FeedSettings(max_frame_bytes=args.max_frame_bytes),
         log=logging.getLogger("dronecam.camera").info,
     )
-    server = StreamServer(feed, settings)
 
     async def serve() -> None:
-        await feed.open()
+        await server.feed.open()
         await server.serve_forever()
 
     loop_factory = None

@@ -50,7 +50,7 @@ def add_firmware(commands) -> None:
 
 
 def _run_firmware(args: argparse.Namespace) -> int:
-    from .. import firmware_host
+    from ..tools import firmware as firmware_host
 
     try:
         return firmware_host.run(
@@ -62,7 +62,7 @@ def _run_firmware(args: argparse.Namespace) -> int:
 
 
 def _run_firmware_deploy(args: argparse.Namespace) -> int:
-    from .. import firmware_host
+    from ..tools import firmware as firmware_host
 
     try:
         firmware_host.deploy(args.port, args.config)
@@ -76,7 +76,7 @@ def _run_firmware_deploy(args: argparse.Namespace) -> int:
 
 
 def _run_firmware_bundle(args: argparse.Namespace) -> int:
-    from .. import firmware_host
+    from ..tools import firmware as firmware_host
 
     for path in firmware_host.build_bundle(args.out):
         print(args.out / path)
@@ -115,7 +115,7 @@ def add_soak(commands) -> None:
 def _run_soak(args: argparse.Namespace) -> int:
     import json
 
-    from ..soak import SoakSettings, run_soak
+    from ..tools.soak import SoakSettings, run_soak
 
     server_args = (
         *("--source", args.source, "--size", args.size, "--fps", str(args.fps)),
@@ -221,8 +221,8 @@ def _run_bench(args: argparse.Namespace) -> int:
         return 2
     from rich.console import Console
 
-    from ..bench import SERVER_KINDS, BenchSettings, run_bench
-    from ..bench.report import LiveView, print_report
+    from ..tools.bench import SERVER_KINDS, BenchSettings, run_bench
+    from ..tools.bench.report import LiveView, print_report
 
     if args.soak is not None:
         soak = argparse.Namespace(

@@ -10,8 +10,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..core import protocol
-from .clients import ClockProbe, check_handshake, handshake_request, masked_text, now_us
+from ...core import protocol
+from ..wire import ClockProbe, check_handshake, handshake_request, masked_text, now_us
 
 
 class SlowClient:

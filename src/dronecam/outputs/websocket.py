@@ -1,5 +1,5 @@
-"""The host stream server: websockets' sans-I/O handshake and parser, frames written straight
-to each transport (docs/architecture.md §Host server).
+"""A WebSocket client as an output: websockets' sans-I/O handshake and parser, frames written
+straight to the transport (docs/architecture.md §Host server).
 
 Every frame is framed once by the hub; a connection that can write takes the newest frame and
 hands the same bytes to its transport. A connection whose kernel buffer is full is paused by
@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import resource
 import socket
-import ssl
-from collections.abc import Callable, Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
@@ -28,75 +25,17 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Origin
 
-from .core import commands, protocol
-from .core.compat import MonotonicClock, ticks_diff, ticks_ms
-from .core.hub import Hub, Subscription
-from .core.protocol import ProtocolError
-from .core.source import Feed
-from .core.websocket import OP_TEXT, frame
+from ..core import commands, protocol
+from ..core.compat import ticks_diff, ticks_ms
+from ..core.hub import Subscription
+from ..core.protocol import ProtocolError
+
+if TYPE_CHECKING:
+    from ..server.listener import StreamServer
 
 log = logging.getLogger("dronecam.server")
 
 MAX_PENDING_REPLY_BYTES = 256 * 1024
-CLOSE_GRACE_TICKS = 20  # of 100 ms: how long stop() waits for clients to answer a close
-
-
-def raise_open_files_limit(connections: int) -> None:
-    """Raise this process's soft open-file limit to fit `connections` sockets (up to the hard one)."""
-    needed = connections + 256
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        top = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, top), hard))
-
-
-class ServerSettings:
-    """What `dronecam serve` configures; runtime state lives in StreamServer and Connection."""
-
-    def __init__(
-        self,
-        host: str = "0.0.0.0",
-        port: int = 8080,
-        max_clients: int = protocol.MAX_CLIENTS,
-        stream_timeout_ms: int = protocol.STREAM_TIMEOUT_MS,
-        heartbeat_interval_ms: int = protocol.HEARTBEAT_INTERVAL_MS,
-        handshake_timeout_ms: int = protocol.HANDSHAKE_TIMEOUT_MS,
-        max_message_bytes: int = protocol.MAX_CLIENT_MESSAGE_BYTES,
-        send_buffer_bytes: int = 32 * 1024,
-        origins: Sequence[str] | None = None,
-        token: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        viewer_html: bytes | None = None,
-    ) -> None:
-        if not 1 <= max_clients <= 10000:
-            raise ValueError("max clients must be from 1 to 10000")
-        if not 100 <= heartbeat_interval_ms <= 2000:
-            raise ValueError("the heartbeat interval must be from 100 to 2000 ms")
-        self.host = host
-        self.port = port
-        self.max_clients = max_clients
-        self.stream_timeout_ms = stream_timeout_ms
-        self.heartbeat_interval_ms = heartbeat_interval_ms
-        self.handshake_timeout_ms = handshake_timeout_ms
-        self.max_message_bytes = max_message_bytes
-        self.send_buffer_bytes = send_buffer_bytes
-        self.origins = list(origins) if origins else None
-        self.token = token
-        self.ssl_context = ssl_context
-        self.viewer_html = viewer_html
-
-    @property
-    def scheme(self) -> str:
-        return "wss" if self.ssl_context else "ws"
-
-    def access_summary(self) -> str:
-        """What access control is on, for the start-up log: never the token itself."""
-        parts = [
-            "TLS" if self.ssl_context else "no TLS",
-            "token required" if self.token else "no token",
-            "origins %s" % ", ".join(self.origins) if self.origins else "any origin",
-        ]
-        return ", ".join(parts)
 
 
 class Connection(asyncio.Protocol):
@@ -344,157 +283,3 @@ def _viewer_response(html: bytes) -> Response:
         ]
     )
     return Response(200, "OK", headers, html)
-
-
-class StreamServer:
-    """Wires a feed, a hub and the listening socket; sends heartbeats; enforces timeouts."""
-
-    def __init__(
-        self,
-        feed: Feed,
-        settings: ServerSettings | None = None,
-        clock: MonotonicClock | None = None,
-    ) -> None:
-        self.feed = feed
-        self.hub: Hub = feed.hub
-        self.settings = settings or ServerSettings()
-        self.clock = clock or feed.clock
-        self.connections: set[Connection] = set()
-        self.started_ms = ticks_ms()
-        self._server: asyncio.Server | None = None
-        self._port: int | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self.on_heartbeat: Callable[[str], None] | None = None
-
-    @property
-    def port(self) -> int:
-        """The port listened on (the one the OS chose, for port 0)."""
-        assert self._port is not None, "start() the server first"
-        return self._port
-
-    @property
-    def url(self) -> str:
-        host = (
-            self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        )
-        return "%s://%s:%d%s" % (self.settings.scheme, host, self.port, protocol.WS_PATH)
-
-    async def start(self) -> None:
-        raise_open_files_limit(self.settings.max_clients)
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: Connection(self),
-            self.settings.host,
-            self.settings.port,
-            ssl=self.settings.ssl_context,
-            # The TLS handshake comes before connection_made, out of check_timeouts' sight.
-            ssl_handshake_timeout=(
-                self.settings.handshake_timeout_ms / 1000 if self.settings.ssl_context else None
-            ),
-            reuse_address=True,
-            backlog=1024,
-        )
-        self._port = int(self._server.sockets[0].getsockname()[1])
-        self._tasks = [
-            asyncio.create_task(self.feed.run()),
-            asyncio.create_task(self._housekeeping()),
-        ]
-        log.info("[VideoStreamServer] WebSocket-only video stream server started successfully!")
-        log.info("[VideoStreamServer] WebSocket endpoint: %s", self.url)
-        if self.settings.host in ("0.0.0.0", "::", ""):
-            log.info(
-                "[VideoStreamServer] Listening on all interfaces: use this machine's address "
-                "from other devices, e.g. %s://<address>:%d%s",
-                self.settings.scheme,
-                self.port,
-                protocol.WS_PATH,
-            )
-        log.info(
-            "[VideoStreamServer] Connect directly to WebSocket - no HTTP interface%s",
-            " (viewer page at /)" if self.settings.viewer_html else "",
-        )
-        log.info("[VideoStreamServer] Access: %s", self.settings.access_summary())
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            self._server.close()
-        for connection in list(self.connections):
-            connection.close(protocol.CLOSE_GOING_AWAY, "server shutting down")
-        # Clients get a moment to answer the close frame; then their sockets are dropped, or
-        # wait_closed() (which waits for every connection since Python 3.12) could hang.
-        for _ in range(CLOSE_GRACE_TICKS):
-            if not self.connections:
-                break
-            await asyncio.sleep(0.1)
-        for connection in list(self.connections):
-            if connection.transport is not None:
-                connection.transport.abort()
-        await asyncio.sleep(0)  # let connection_lost() run for the aborted ones
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def serve_forever(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
-
-    async def _housekeeping(self) -> None:
-        interval_s = self.settings.heartbeat_interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval_s)
-            self.send_heartbeat()
-            now_ms = ticks_ms()
-            for connection in list(self.connections):
-                connection.check_timeouts(now_ms)
-
-    def send_heartbeat(self) -> None:
-        text = protocol.heartbeat_message(
-            self.hub.fps(), len(self.hub.subscriptions), self.shared_fields()
-        )
-        message = frame(OP_TEXT, text.encode())
-        for connection in list(self.connections):
-            connection.write_framed(message)
-        if self.on_heartbeat is not None:
-            self.on_heartbeat(text)
-
-    def shared_fields(self) -> dict:
-        """Fields beyond the contract that every heartbeat and stats message carries."""
-        fields = {
-            "frames": self.hub.frames_published,
-            "max_clients": self.settings.max_clients,
-            "uptime_s": ticks_diff(ticks_ms(), self.started_ms) // 1000,
-        }
-        fields.update(self.feed.status())
-        return fields
-
-    def welcome_fields(self) -> dict:
-        source = self.feed.source
-        fields = {
-            "version": protocol.PROTOCOL_VERSION,
-            "max_clients": self.settings.max_clients,
-            "heartbeat_ms": self.settings.heartbeat_interval_ms,
-            "source": source.name,
-        }
-        for name in ("width", "height", "fps"):
-            if getattr(source, name, None):
-                fields[name] = getattr(source, name)
-        return fields
-
-    def stats_message(self, subscription: Subscription) -> str:
-        fields = self.shared_fields()
-        del fields["frames"]
-        fields.update(
-            {
-                "sent": subscription.frames_sent,
-                "dropped": subscription.frames_dropped,
-                "window": subscription.window,
-            }
-        )
-        return protocol.stats_message(
-            len(self.hub.subscriptions), self.hub.fps(), self.hub.frames_published, fields
-        )

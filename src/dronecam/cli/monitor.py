@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .client import ClientStats, ReceivedFrame, ServerMessage, StreamClient
+from ..client import ClientStats, ReceivedFrame, ServerMessage, StreamClient
 
 
 def _ms(value: float | None) -> str:

@@ -9,78 +9,18 @@ one client process.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
-import os
 import struct
 import time
 from array import array
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from ..core import protocol
+from ...core import protocol
+from ..wire import ClockProbe, check_handshake, handshake_request, masked_pong, masked_text, now_us
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CONNECT_CONCURRENCY = 64
 CLOCK_PROBES = 20
-
-
-def now_us() -> int:
-    return time.monotonic_ns() // 1000
-
-
-def masked_text(text: str) -> bytes:
-    """A client frame (RFC 6455 §5.3: clients mask) carrying a short text command."""
-    payload = text.encode()
-    mask = os.urandom(4)
-    body = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes((0x81, 0x80 | len(payload))) + mask + body
-
-
-def masked_pong(payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    body = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes((0x8A, 0x80 | len(payload))) + mask + body
-
-
-def handshake_request(url: str) -> tuple[bytes, bytes]:
-    """The upgrade request for `url` and the Sec-WebSocket-Accept it must be answered with."""
-    parts = urlsplit(url)
-    key = base64.b64encode(os.urandom(16))
-    accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-    request = (
-        "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        % (path, parts.netloc, key.decode())
-    ).encode()
-    return request, accept
-
-
-def check_handshake(response: bytes, accept: bytes) -> None:
-    """Raise ConnectionError unless `response` is a 101 with the right Sec-WebSocket-Accept."""
-    status, *lines = response.decode("latin-1").split("\r\n")
-    if not status.startswith("HTTP/1.1 101"):
-        raise ConnectionError("handshake refused: %s" % status)
-    headers = dict(line.split(":", 1) for line in lines if ":" in line)
-    answers = [v.strip() for k, v in headers.items() if k.lower() == "sec-websocket-accept"]
-    if answers != [accept.decode()]:
-        raise ConnectionError("handshake answered with a wrong Sec-WebSocket-Accept")
-
-
-class ClockProbe:
-    """The server clock's offset from ours, from the `clock` round trip with the least delay."""
-
-    def __init__(self) -> None:
-        self.offset_us = 0
-        self.rtt_us = -1
-
-    def add(self, sent_us: int, received_us: int, server_us: int) -> None:
-        rtt = received_us - sent_us
-        if self.rtt_us < 0 or rtt < self.rtt_us:
-            self.rtt_us = rtt
-            self.offset_us = server_us - (sent_us + received_us) // 2
 
 
 class Window:
@@ -315,7 +255,7 @@ async def run_clients(job: dict[str, Any], report, start_at, end_at) -> dict[str
 
 def client_process(job: dict[str, Any], queue, start_at, end_at) -> None:
     """The body of one client process: its own event loop (uvloop if asked), results to `queue`."""
-    from ..server import raise_open_files_limit
+    from ...server import raise_open_files_limit
     from .servers import runner
 
     raise_open_files_limit(job["clients"] + job["slow"])

@@ -24,8 +24,8 @@ from typing import Any
 import psutil
 import websockets
 
-from .client import ReceivedFrame, StreamClient
-from .core import protocol
+from ..client import ReceivedFrame, StreamClient
+from ..core import protocol
 
 # A sample of the server's resources; "tasks" only when the server is our own child.
 Sample = dict[str, float]
@@ -147,7 +147,7 @@ def _figure(value: float) -> str:
 
 
 class ChildServer:
-    """`dronecam.soak --child` in a subprocess: a server that reports its own resources."""
+    """`dronecam.tools.soak --child` in a subprocess: a server that reports its own resources."""
 
     def __init__(self, server_args: tuple[str, ...]) -> None:
         self.server_args = server_args
@@ -162,7 +162,7 @@ class ChildServer:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "dronecam.soak",
+            "dronecam.tools.soak",
             "--child",
             *self.server_args,
             stdin=asyncio.subprocess.PIPE,
@@ -198,13 +198,13 @@ class FirmwareChild:
 
     def __init__(self, max_clients: int) -> None:
         self.max_clients = max_clients
-        self.firmware: Any = None  # a firmware_host.HostFirmware once started
+        self.firmware: Any = None  # a tools.firmware.HostFirmware once started
         self.probe = ProcessProbe(None)
         self.url = ""
         self._temp = tempfile.TemporaryDirectory(prefix="dronecam-soak-")
 
     async def start(self) -> None:
-        from .firmware_host import HostFirmware, build_bundle, write_frames
+        from .firmware import HostFirmware, build_bundle, write_frames
 
         root = Path(self._temp.name)
         build_bundle(root / "bundle")
@@ -376,7 +376,7 @@ async def _sample(
 
 # The child: a server on a free port that answers "sample" on stdin with its own resources.
 def _child_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dronecam.soak --child")
+    parser = argparse.ArgumentParser(prog="python -m dronecam.tools.soak --child")
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--source", default="synthetic:")
     parser.add_argument("--size", default="640x480")
@@ -386,18 +386,14 @@ def _child_parser() -> argparse.ArgumentParser:
 
 
 async def _serve_child(args: argparse.Namespace) -> None:
-    from .core.hub import Hub
-    from .core.source import Feed
-    from .server import ServerSettings, StreamServer
-    from .sources import SourceSettings, make_source
+    from ..server import ServerSettings, build_server
+    from ..sources import SourceSettings, make_source
 
     width, height = (int(part) for part in args.size.split("x"))
     source = make_source(args.source, SourceSettings(width, height, args.fps))
-    feed = Feed(source, Hub(), log=lambda message: None)
-    server = StreamServer(
-        feed, ServerSettings(host="127.0.0.1", port=0, max_clients=args.max_clients)
-    )
-    await feed.open()
+    settings = ServerSettings(host="127.0.0.1", port=0, max_clients=args.max_clients)
+    server = build_server(source, settings, log=lambda message: None)
+    await server.feed.open()
     await server.start()
     process = psutil.Process()
     loop = asyncio.get_running_loop()

@@ -16,7 +16,7 @@ def encode_cost_us(frames: int = 30) -> float:
 
     CPU time, not wall time: other work on a shared machine stretches the latter.
     """
-    from ..sources.synthetic import SyntheticCamera
+    from ...sources.synthetic import SyntheticCamera
 
     camera = SyntheticCamera()
     camera.render(1)

@@ -1,7 +1,7 @@
 """Sources and relay benchmark: latency each relay hop adds, relay CPU per client, and the cost
 per frame of MJPEG passthrough against encoding (BENCHMARKS.md, "Sources and relay").
 
-    python benchmarks/sources.py [--seconds 8] [--clients 1,10,50]
+    python -m dronecam.tools.benchmarks.sources [--seconds 8] [--clients 1,10,50]
 
 Servers run as real `dronecam serve` processes on 127.0.0.1; the clients run here.
 """

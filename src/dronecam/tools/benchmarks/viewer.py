@@ -1,6 +1,6 @@
 """How far the viewer lags behind live, with and without credit flow, on a slow link or phone.
 
-    PYTHONPATH=src python benchmarks/viewer.py [SECONDS]     # 9 runs of SECONDS (default 30)
+    python -m dronecam.tools.benchmarks.viewer [SECONDS]     # 9 runs of SECONDS (default 30)
 
 Real Chromium and the real host server on loopback, pre-encoded 640x480 JPEGs (~13 kB) at
 30 fps. A slow WiFi link is stood in for by Chromium's own network throttling (CDP
@@ -17,17 +17,17 @@ import math
 import re
 import statistics
 import sys
-from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-# The test suite's loopback server, list source and browser settings, exactly as the tests use them.
-TESTS = Path(__file__).resolve().parent.parent / "tests"
-sys.path[:0] = [str(TESTS), str(TESTS / "browser")]
+from ...server import ServerSettings, running_server
+from ..browser import CHROMIUM, CHROMIUM_ARGS, viewer_file_url
+from ..media import ListSource, synthetic_jpegs
 
-from viewer_support import CHROMIUM, CHROMIUM_ARGS, viewer_file_url  # noqa: E402
 
-from support import ListSource, host_server, synthetic_jpegs  # noqa: E402
+def host_server(source: ListSource):
+    return running_server(source, ServerSettings(host="127.0.0.1", port=0))
+
 
 SLOW_LINK = {
     "offline": False,
@@ -41,7 +41,11 @@ CONDITIONS = (
     ("150 kB/s link, 20 ms", SLOW_LINK, 1),
     ("CPU 1/20 (slow phone)", None, 20),
 )
-FLOWS = (("off", {"flow": "0"}), ("window 1", {"window": "1"}), ("window 2 (default)", {}))
+FLOWS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("off", {"flow": "0"}),
+    ("window 1", {"window": "1"}),
+    ("window 2 (default)", {}),
+)
 
 
 def milliseconds(text: str) -> float:

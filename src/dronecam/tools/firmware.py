@@ -136,7 +136,7 @@ def deploy(
 
 def write_frames(folder: Path, count: int = 60) -> Path:
     """Synthetic-camera JPEGs for the stand-in camera to replay."""
-    from .sources.synthetic import SyntheticCamera
+    from ..sources.synthetic import SyntheticCamera
 
     folder.mkdir(parents=True, exist_ok=True)
     camera = SyntheticCamera()
@@ -157,7 +157,7 @@ def host_command(
     if heapsize:
         command += ["-X", "heapsize=%s" % heapsize]
     command += ["-c", "import device\ndevice.main(%s)" % arguments]
-    standins = _package_dir("firmware") / "host"
+    standins = _package_dir("firmware") / "sim"
     env = {**os.environ, "MICROPYPATH": "%s:%s:.frozen" % (standins, bundle)}
     return command, env
 

@@ -6,7 +6,7 @@ import asyncio
 
 import numpy as np
 
-from .client import StreamClient
+from ..client import StreamClient
 
 INSTALL_HINT = (
     "install the window extra: pip install 'dronecam[view]' (opencv-python with GUI support)"

@@ -17,9 +17,9 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from ..core import protocol
-from ..core.protocol import ProtocolError
-from ..server import raise_open_files_limit
+from ...core import protocol
+from ...core.protocol import ProtocolError
+from ...server import raise_open_files_limit
 
 SERVER_KINDS = ("dronecam", "broadcast", "naive")
 
@@ -57,7 +57,7 @@ def server_process(kind: str, options: dict[str, Any], queue, stop) -> None:
 
 
 async def _serve(kind: str, options: dict[str, Any], queue, stop) -> None:
-    from ..sources import SourceSettings, make_source
+    from ...sources import SourceSettings, make_source
 
     source = make_source(options["source"], SourceSettings(fps=options["fps"]))
     if kind == "dronecam":
@@ -74,19 +74,17 @@ async def _serve(kind: str, options: dict[str, Any], queue, stop) -> None:
 
 
 async def _dronecam_server(source, options: dict[str, Any]):
-    from ..core.hub import Hub
-    from ..core.source import Feed
-    from ..server import ServerSettings, StreamServer
+    from ...server import ServerSettings, build_server
 
-    feed = Feed(source, Hub(), log=lambda message: None)
     settings = ServerSettings(
         host="127.0.0.1",
         port=0,
         max_clients=options["max_clients"],
         send_buffer_bytes=options["send_buffer"],
     )
-    await feed.open()
-    return StreamServer(feed, settings)
+    server = build_server(source, settings, log=lambda message: None)
+    await server.feed.open()
+    return server
 
 
 class BaselineServer:

@@ -1,10 +1,10 @@
 """Memory and speed of the firmware on the MicroPython unix port (BENCHMARKS.md §Firmware).
 
-    python benchmarks/firmware.py speed      # per-client fps and latency, 1 and 5 clients
-    python benchmarks/firmware.py credit     # the same, 5 clients with credit flow (window 2)
-    python benchmarks/firmware.py alloc      # bytes allocated per frame sent
-    python benchmarks/firmware.py soak       # heap after warm-up over 10,000 frames, 5 clients
-    python benchmarks/firmware.py heapsize   # smallest -X heapsize for 5 clients at 30 fps
+    python -m dronecam.tools.benchmarks.firmware speed      # per-client fps and latency, 1 and 5 clients
+    python -m dronecam.tools.benchmarks.firmware credit     # the same, 5 clients with credit flow (window 2)
+    python -m dronecam.tools.benchmarks.firmware alloc      # bytes allocated per frame sent
+    python -m dronecam.tools.benchmarks.firmware soak       # heap after warm-up over 10,000 frames, 5 clients
+    python -m dronecam.tools.benchmarks.firmware heapsize   # smallest -X heapsize for 5 clients at 30 fps
 
 The host server on the same frames, in the same run, is the baseline for the ratios.
 """
@@ -19,11 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parents[1] / "src"), str(Path(__file__).parents[1] / "tests")]
+from ...client import ReceivedFrame, ServerMessage, StreamClient
+from ...server import ServerSettings, running_server
+from ..firmware import FirmwareError, HostFirmware, build_bundle
+from ..media import ListSource, synthetic_jpegs
 
-from dronecam.client import ReceivedFrame, ServerMessage, StreamClient  # noqa: E402
-from dronecam.firmware_host import FirmwareError, HostFirmware, build_bundle  # noqa: E402
-from support import ListSource, host_server, synthetic_jpegs  # noqa: E402
+
+def host_server(source: ListSource):
+    """The host server on the same frames: the baseline for the ratios."""
+    return running_server(source, ServerSettings(host="127.0.0.1", port=0))
 
 
 def frames_folder(root: Path, count: int) -> Path:

@@ -1,0 +1,46 @@
+"""Outputs: everything that takes frames from the hub (docs/architecture.md §Outputs).
+
+An output subscribes to the hub with a callback that must not block, takes the newest frame
+when it can write (skipped frames are its drops), and is checked by the server's housekeeping
+once per heartbeat. Two shapes share that discipline:
+
+- a client output, one per connected client (`websocket.Connection` today): `ClientOutput`;
+- a stream output, one per server, running beside the clients (an encoder, a publisher, a
+  recorder): `StreamOutput`, started and stopped with the server, its figures in stats.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..core.hub import Hub, Subscription
+
+
+class ClientOutput(Protocol):
+    """One client of the server, fed from its own hub subscription."""
+
+    subscription: Subscription | None
+
+    def on_frame(self) -> None:
+        """The hub's callback: write the newest frame now if the client can take it."""
+
+    def check_timeouts(self, now_ms: int) -> None:
+        """Once per heartbeat: close the client if it broke a handshake or stream timeout."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Say goodbye if the client can still hear it, else drop it."""
+
+
+class StreamOutput(Protocol):
+    """One server-wide consumer of the stream (encoder, publisher, recorder)."""
+
+    name: str
+
+    async def start(self, hub: Hub) -> None:
+        """Subscribe to `hub` and start working; return once running."""
+
+    async def stop(self) -> None:
+        """Unsubscribe and release what it holds; bounded in time."""
+
+    def status(self) -> dict:
+        """Its figures for heartbeats and stats (fps, skipped, errors), under its own keys."""
