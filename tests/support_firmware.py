@@ -10,6 +10,26 @@ from pathlib import Path
 from dronecam.tools.firmware import HostFirmware, build_bundle
 from support import seconds, synthetic_jpegs
 
+# What build_bundle writes: the device layout, and no host stand-ins.
+DEVICE_FILES = {
+    "boot.py",
+    "main.py",
+    "config.py",
+    "device.py",
+    "boards.py",
+    "ov2640.py",
+    "frame_ring.py",
+    "stream_server.py",
+    "dronecam/__init__.py",
+    "dronecam/core/__init__.py",
+    "dronecam/core/commands.py",
+    "dronecam/core/compat.py",
+    "dronecam/core/protocol.py",
+    "dronecam/core/websocket.py",
+    "dronecam/core/hub.py",
+    "dronecam/core/source.py",
+}
+
 _shared: dict[str, Path] = {}
 
 

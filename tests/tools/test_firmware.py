@@ -1,54 +1,21 @@
-"""The host side of the firmware: the bundle, precompiling, deploying (transport replaced)."""
+"""tools/firmware.py: the bundle, precompiling, the unix-port runner, deploying (transport replaced)."""
 
-import asyncio
-import os
-import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import websockets
 
-import dronecam
-from dronecam import cli
 from dronecam.tools import firmware as firmware_host
 from dronecam.tools.firmware import FirmwareError, HostFirmware, build_bundle, deploy, precompile
 from support import seconds
-from support_firmware import shared_dir
-
-DEVICE_FILES = {
-    "boot.py",
-    "main.py",
-    "config.py",
-    "device.py",
-    "boards.py",
-    "ov2640.py",
-    "frame_ring.py",
-    "stream_server.py",
-    "dronecam/__init__.py",
-    "dronecam/core/__init__.py",
-    "dronecam/core/commands.py",
-    "dronecam/core/compat.py",
-    "dronecam/core/protocol.py",
-    "dronecam/core/websocket.py",
-    "dronecam/core/hub.py",
-    "dronecam/core/source.py",
-}
+from support_firmware import DEVICE_FILES, shared_dir
 
 
 def test_bundle_has_the_device_layout_and_no_host_stand_ins(tmp_path):
     assert set(build_bundle(tmp_path)) == DEVICE_FILES
     assert not (tmp_path / "camera.py").exists() and not (tmp_path / "network.py").exists()
     assert (tmp_path / "dronecam" / "__init__.py").read_text() == ""
-
-
-def test_cli_bundle_writes_the_same_files(tmp_path, capsys):
-    assert cli.main(["firmware", "bundle", str(tmp_path / "out")]) == 0
-    written = {
-        str(Path(line).relative_to(tmp_path / "out")) for line in capsys.readouterr().out.split()
-    }
-    assert written == DEVICE_FILES
 
 
 async def test_precompiled_bundle_runs_under_micropython(tmp_path):
@@ -144,32 +111,3 @@ def test_deploy_stops_at_the_first_failing_call():
     with pytest.raises(FirmwareError, match="/dev/ttyUSB0"):
         deploy("/dev/ttyUSB0", run=recorder, log=lambda line: None)
     assert len(recorder.calls) == 1
-
-
-async def test_cli_firmware_run_serves_until_stopped():
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dronecam",
-        "firmware",
-        "run",
-        "--port",
-        "0",
-        "--frames",
-        str(shared_dir() / "frames"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(Path(dronecam.__file__).parents[1])},
-    )
-    try:
-        url = None
-        while url is None:
-            line = await asyncio.wait_for(process.stdout.readline(), seconds(15))
-            assert line, "dronecam firmware run ended early"
-            match = re.search(rb"WebSocket endpoint: (ws://\S+)", line)
-            url = match.group(1).decode() if match else None
-        async with websockets.connect(url) as ws:
-            assert "welcome" in await asyncio.wait_for(ws.recv(), seconds(5))
-    finally:
-        process.terminate()
-        await process.wait()
