@@ -7,8 +7,7 @@ from dronecam.core.websocket import frame_header
 
 def _publish(hub: Hub, count: int = 1) -> None:
     for _ in range(count):
-        seq = hub.next_seq()
-        hub.publish(build_frame(b"\xff\xd8jpeg\xff\xd9", seq, seq * 1000))
+        hub.publish(b"\xff\xd8jpeg\xff\xd9", (hub.frames_published + 1) * 1000)
 
 
 def test_build_frame_is_one_message_for_everyone():
@@ -65,3 +64,19 @@ def test_rate_meter_counts_per_window():
         meter.tick(start + i * 33)
     assert meter.update(start + 1000) == 30.0
     assert meter.update(start + 2500) == 0.0
+
+
+def test_the_hub_numbers_frames_and_a_full_builder_uses_no_seq():
+    built = []
+
+    def builder(jpeg, seq, capture_us):
+        built.append((seq, capture_us))
+        return None if seq == 2 and len(built) == 2 else build_frame(jpeg, seq, capture_us)
+
+    hub = Hub(builder)
+    assert hub.publish(b"\xff\xd8a\xff\xd9", 10).seq == 1
+    assert hub.publish(b"\xff\xd8b\xff\xd9", 20) is None  # no room: skipped, seq 2 kept
+    frame = hub.publish(b"\xff\xd8c\xff\xd9", 30)
+    assert built == [(1, 10), (2, 20), (2, 30)]
+    assert hub.latest is frame and hub.frames_published == 2
+    assert protocol.read_tag(frame.jpeg()) == (2, 30)

@@ -4,12 +4,8 @@ try:  # MicroPython
     from time import ticks_diff, ticks_ms, ticks_us  # type: ignore[attr-defined]
 
     from micropython import const  # type: ignore[import-not-found]
-
-    IS_MICROPYTHON = True
 except ImportError:  # CPython
     import time as _time
-
-    IS_MICROPYTHON = False
 
     def const(value):  # type: ignore[no-redef]
         return value
@@ -39,6 +35,3 @@ class MonotonicClock:
 
     def now_ms(self) -> int:
         return self.now_us() // 1000
-
-
-TYPE_CHECKING = False

@@ -100,23 +100,37 @@ class Subscription:
 
 
 class Hub:
-    """Holds the newest frame and wakes every subscription when a new one is published."""
+    """Numbers and frames each camera JPEG once, keeps the newest, wakes every subscription.
 
-    def __init__(self) -> None:
+    Args:
+        frame_builder: `(jpeg, seq, capture_us) -> Frame | None`, `build_frame` by default;
+            the firmware passes its ring's, which builds into a free preallocated slot and
+            returns None when every slot is still being written (the frame is skipped).
+    """
+
+    def __init__(self, frame_builder=build_frame) -> None:
+        self.frame_builder = frame_builder
         self.latest: Frame | None = None
         self.frames_published = 0
         self.subscriptions: list[Subscription] = []
         self.rate = RateMeter()
 
-    def next_seq(self) -> int:
-        return self.frames_published + 1
+    def publish(self, jpeg, capture_us: int):
+        """Frame a checked JPEG as the next seq (§5.1) and hand it to every subscription.
 
-    def publish(self, frame: Frame) -> None:
+        Returns the Frame, or None when the builder had no room (the seq is not used up).
+        Framing time is where per-frame telemetry will attach (issue 16): an `annotate` hook
+        giving the bytes of a second JPEG segment for this seq, written by the builder.
+        """
+        frame = self.frame_builder(jpeg, self.frames_published + 1, capture_us)
+        if frame is None:
+            return None
         self.latest = frame
         self.frames_published += 1
         self.rate.tick()
         for subscription in self.subscriptions:
             subscription.on_frame()
+        return frame
 
     def subscribe(self, on_frame) -> Subscription:
         """Register a consumer; `on_frame()` is called on each publish and must not block."""

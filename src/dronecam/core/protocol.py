@@ -13,7 +13,6 @@ PROTOCOL_VERSION = const(1)
 
 # §1 Endpoint and limits (the original's StreamConfig, same names and defaults).
 WS_PATH = "/ws"
-DEVICE_PORT = const(80)
 MAX_CLIENTS = const(5)
 MAX_FRAME_SIZE = const(100000)
 STREAM_TIMEOUT_MS = const(5000)
@@ -28,7 +27,7 @@ WELCOME_MESSAGE = "Connected to 30fps drone camera stream"
 CLOSE_NORMAL = const(1000)
 CLOSE_GOING_AWAY = const(1001)
 CLOSE_PROTOCOL_ERROR = const(1002)
-CLOSE_UNSUPPORTED_DATA = const(1003)
+CLOSE_NO_STATUS = const(1005)  # never sent: what a close frame without a body reads as
 CLOSE_INVALID_DATA = const(1007)
 CLOSE_POLICY_VIOLATION = const(1008)
 CLOSE_TOO_BIG = const(1009)

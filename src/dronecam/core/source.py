@@ -1,14 +1,15 @@
 """What a camera source is, and the feed that pumps it into the hub with a watchdog (§6).
 
 A source has three coroutines: `open()`, `read()` (the next JPEG, paced by the source) and
-`close()`. The feed stamps, checks, tags and publishes each frame; a source that raises,
-stalls or sends bad frames is closed and reopened with backoff while clients stay connected.
+`close()`. The feed stamps and checks each frame and publishes it; the hub numbers, tags and
+frames it. A source that raises, stalls or sends bad frames is closed and reopened with
+backoff while clients stay connected.
 """
 
 import asyncio
 
 from .compat import MonotonicClock, ticks_diff, ticks_ms
-from .hub import Hub, build_frame
+from .hub import Hub
 from .protocol import (
     CAMERA_FAILED,
     CAMERA_OK,
@@ -70,14 +71,12 @@ class Feed:
         settings: FeedSettings | None = None,
         clock: MonotonicClock | None = None,
         log=print,
-        frame_builder=build_frame,
     ) -> None:
         self.source = source
         self.hub = hub
         self.settings = settings or FeedSettings()
         self.clock = clock or MonotonicClock()
         self.log = log
-        self.frame_builder = frame_builder
         self.state = CAMERA_STARTING
         self.last_error = ""
         self.frames_rejected = 0
@@ -165,9 +164,7 @@ class Feed:
             if self.state != CAMERA_OK:
                 self.log("[Camera] streaming (%s)" % getattr(self.source, "name", "camera"))
                 self.state = CAMERA_OK
-            frame = self.frame_builder(jpeg, self.hub.next_seq(), capture_us)
-            if frame is not None:  # None: the builder had no room (the firmware's ring)
-                self.hub.publish(frame)
+            self.hub.publish(jpeg, capture_us)
 
     def _fault(self, state: str, message: str) -> None:
         self.state = state

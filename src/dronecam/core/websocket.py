@@ -10,6 +10,12 @@ import hashlib
 import struct
 
 from .compat import const
+from .protocol import (
+    CLOSE_INVALID_DATA,
+    CLOSE_NO_STATUS,
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_TOO_BIG,
+)
 
 OP_CONTINUATION = const(0x0)
 OP_TEXT = const(0x1)
@@ -239,9 +245,9 @@ class MessageReader:
             return 0
         first, second = buffer[0], buffer[1]
         if first & 0x70:
-            raise WebSocketError(1002, "reserved bits set without an extension")
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "reserved bits set without an extension")
         if not second & 0x80:
-            raise WebSocketError(1002, "client frames must be masked")
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
         opcode, size, offset = first & 0x0F, second & 0x7F, 2
         if size == 126:
             if length < 4:
@@ -252,12 +258,16 @@ class MessageReader:
                 return 0
             size, offset = struct.unpack_from(">Q", buffer, 2)[0], 10
         if opcode not in (OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG):
-            raise WebSocketError(1002, "unknown opcode %d" % opcode)
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "unknown opcode %d" % opcode)
         if opcode & 0x8:
             if size > _CONTROL_MAX or not first & 0x80:
-                raise WebSocketError(1002, "control frames are short and never fragmented")
+                raise WebSocketError(
+                    CLOSE_PROTOCOL_ERROR, "control frames are short and never fragmented"
+                )
         elif self._message_bytes + size > self.max_message_bytes:
-            raise WebSocketError(1009, "messages are at most %d bytes" % self.max_message_bytes)
+            raise WebSocketError(
+                CLOSE_TOO_BIG, "messages are at most %d bytes" % self.max_message_bytes
+            )
         end = offset + 4 + size
         self._payload_offset = offset + 4
         return end if length >= end else 0
@@ -271,10 +281,10 @@ class MessageReader:
             return self._control(opcode, bytes(payload))
         if opcode == OP_CONTINUATION:
             if self._message_opcode < 0:
-                raise WebSocketError(1002, "continuation frame without a message")
+                raise WebSocketError(CLOSE_PROTOCOL_ERROR, "continuation frame without a message")
             opcode = self._message_opcode
         elif self._message_opcode >= 0:
-            raise WebSocketError(1002, "new message inside a fragmented one")
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one")
         if not buffer[0] & 0x80 or self._message_bytes:  # a fragment: gather the message
             total = self._message_bytes + size
             memoryview(self._message)[self._message_bytes : total] = payload
@@ -290,12 +300,12 @@ class MessageReader:
         if opcode != OP_CLOSE:
             return opcode, data
         if len(data) == 1:
-            raise WebSocketError(1002, "close frame with a 1-byte body")
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte body")
         if not data:
-            return OP_CLOSE, (1005, "")
+            return OP_CLOSE, (CLOSE_NO_STATUS, "")
         code = struct.unpack(">H", data[:2])[0]
         if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
-            raise WebSocketError(1002, "invalid close code %d" % code)
+            raise WebSocketError(CLOSE_PROTOCOL_ERROR, "invalid close code %d" % code)
         return OP_CLOSE, (code, _text(data[2:]))
 
 
@@ -311,4 +321,4 @@ def _text(data) -> str:
     try:
         return bytes(data).decode()
     except UnicodeError:
-        raise WebSocketError(1007, "text is not valid UTF-8") from None
+        raise WebSocketError(CLOSE_INVALID_DATA, "text is not valid UTF-8") from None

@@ -44,7 +44,7 @@ async def run(host, port):
     source = OV2640(pins(config.BOARD), config.FRAME_SIZE, config.JPEG_QUALITY,
                     config.FRAME_BUFFERS, config.XCLK_FREQ_HZ)
     ring = FrameRing(config.FRAME_SLOTS, config.MAX_FRAME_SIZE)
-    feed = Feed(source, Hub(), frame_builder=ring.build)
+    feed = Feed(source, Hub(ring.build))
     feed.settings.max_frame_bytes = config.MAX_FRAME_SIZE
     try:
         await feed.open()

@@ -193,7 +193,7 @@ class Connection:
             self._queue(frame(OP_PONG, data))
         elif opcode == OP_CLOSE:
             code = data[0]
-            self.close(protocol.CLOSE_NORMAL if code == 1005 else code, "")
+            self.close(protocol.CLOSE_NORMAL if code == protocol.CLOSE_NO_STATUS else code, "")
             return True
         return False
 
