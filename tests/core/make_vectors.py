@@ -57,6 +57,12 @@ requests = [
     {"request": "GARBAGE\r\n\r\n", "status": 400},
     {"request": ok.replace("Host: 192.168.4.1", "Host 192.168.4.1"), "status": 400},
     {"request": "GET /ws HTTP/1.1\r\n" + "X-Pad: %s\r\n" % ("a" * 5000) + "\r\n", "status": 431},
+    # Refused at once, before the blank line: RFC 6455 §4.1 needs HTTP/1.1 and CRLF lines.
+    {"request": ok.replace(" HTTP/1.1\r\n", " HTTP/1.0\r\n"), "status": 400},
+    {"request": "GET /ws HTTP/1.0\r\n", "status": 400},
+    {"request": ok.replace("\r\n", "\n"), "status": 400},
+    {"request": "GET /ws HTTP/1.1\r\nHost: x\n", "status": 400},
+    {"request": "\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03", "status": 400},
 ]
 frames = []
 

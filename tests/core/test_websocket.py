@@ -111,6 +111,29 @@ def test_damaged_upgrade_requests_never_crash_the_parser(position, junk):
         assert error.status in (400, 404, 405, 426, 431)
 
 
+def test_every_prefix_of_a_valid_request_waits_for_more():
+    for length in range(len(GOOD_REQUEST)):
+        assert request_end(GOOD_REQUEST, length) == 0
+    assert request_end(GOOD_REQUEST, len(GOOD_REQUEST)) == len(GOOD_REQUEST)
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        b"\x16\x03\x01\x02\x00",  # a TLS ClientHello: a wss:// client
+        b"GET /ws HTTP/1.0\r\n",
+        b"GET /ws HTTP/1.1\n",  # bare LF
+        b"GET /ws HTTP/1.1\r\nHost: x\nUpgrade",
+        b"\x81\x84abcd",  # a WebSocket frame before any handshake
+    ],
+)
+def test_bytes_that_cannot_start_an_http_1_1_request_are_refused_at_once(start):
+    with pytest.raises(HandshakeError) as refused:
+        request_end(start, len(start))
+    assert refused.value.status == 400
+    assert refused.value.response.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
 def test_close_payload_fits_a_control_frame():
     payload = websocket.close_payload(1008, "é" * 200)
     assert len(payload) <= 125

@@ -114,15 +114,34 @@ def http_response(status: int, text: str, extra_headers: str = "") -> bytes:
 def request_end(buffer, length: int) -> int:
     """The size of the request head in buffer[:length] (up to the blank line), or 0 if incomplete.
 
+    Bytes that cannot begin an HTTP/1.1 request are refused as soon as they arrive, not after
+    the handshake timeout: a TLS ClientHello, a bare LF, a request line of another version.
+
     Raises:
-        HandshakeError: 431 when the head does not fit in MAX_REQUEST_BYTES.
+        HandshakeError: 400 for those, 431 when the head does not fit in MAX_REQUEST_BYTES.
     """
-    end = bytes(buffer[:length]).find(b"\r\n\r\n")
+    data = bytes(memoryview(buffer)[:length])
+    end = data.find(b"\r\n\r\n")
+    _check_request_start(data if end < 0 else data[: end + 2])
     if end >= 0:
         return end + 4
     if length >= MAX_REQUEST_BYTES:
         raise HandshakeError(431, "request head over %d bytes" % MAX_REQUEST_BYTES)
     return 0
+
+
+def _check_request_start(head: bytes) -> None:
+    if not head:
+        return
+    if head[0] == 0x16:  # the first byte of a TLS record: a wss:// client
+        raise HandshakeError(400, "this is a plain ws:// server, not TLS: connect with ws://")
+    if not 0x41 <= head[0] <= 0x5A:  # methods are upper-case tokens (RFC 9110 §9)
+        raise HandshakeError(400, "not an HTTP request")
+    if head.count(b"\n") != head.count(b"\r\n"):
+        raise HandshakeError(400, "lines must end with CRLF, not a bare LF")
+    line_end = head.find(b"\r\n")
+    if line_end >= 0 and not head[:line_end].endswith(b" HTTP/1.1"):
+        raise HandshakeError(400, "a WebSocket upgrade needs HTTP/1.1")
 
 
 def parse_request(head, path: str) -> str:
@@ -136,8 +155,10 @@ def parse_request(head, path: str) -> str:
     except UnicodeError:
         raise HandshakeError(400, "request head is not UTF-8") from None
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+    if len(parts) != 3:
         raise HandshakeError(400, "malformed request line")
+    if parts[2] != "HTTP/1.1":
+        raise HandshakeError(400, "a WebSocket upgrade needs HTTP/1.1")
     headers: dict = {}
     for line in lines[1:]:
         if not line:
