@@ -78,9 +78,10 @@ def check_telemetry(vectors, mavlink, telemetry, protocol):
     state = _state_from(telemetry, mavlink, case["stream"], heard)
     jpeg = protocol.tag_jpeg(b"\xff\xd8\xff\xd9", 7, 5000)
     assert telemetry.read_telemetry(jpeg) is None
-    buffer = bytearray(telemetry.TELEMETRY_SIZE)
     # The device's way: the newest state, aged to the frame.
-    assert state.write_latest(buffer, 0, heard + 40) == telemetry.TELEMETRY_SIZE
+    assert state.latest_segment(heard + 10) is not None  # an earlier frame, patched over
+    buffer = state.latest_segment(heard + 40)
+    assert len(buffer) == telemetry.TELEMETRY_SIZE
     framed = bytes(jpeg[0:23]) + bytes(buffer) + bytes(jpeg[23:])
     got = telemetry.read_telemetry(framed)
     assert got is not None and got.age_ms == 40
@@ -90,15 +91,14 @@ def check_telemetry(vectors, mavlink, telemetry, protocol):
     assert protocol.read_tag(framed) == (7, 5000)  # the frame tag is untouched
     # The host's way carries the same state at the instant of the newest fix (later, it
     # dead-reckons: check_motion).
-    state.write_latest(buffer, 0, heard)
-    assert bytes(state.encode_at(heard)) == bytes(buffer)
+    assert bytes(state.encode_at(heard)) == bytes(state.latest_segment(heard))
     # Aged past the limit, nothing is carried.
-    assert state.write_latest(buffer, 0, heard + state.max_age_ms + 1) == 0
+    assert state.latest_segment(heard + state.max_age_ms + 1) is None
     assert state.encode_at(heard + state.max_age_ms + 1) is None
     # Over 107 degrees of longitude, past MicroPython's small integers on a 32-bit chip.
     far = vectors["far_east"]
     far_state = _state_from(telemetry, mavlink, far["stream"], 10)
-    assert far_state.write_latest(buffer, 0, 10) == telemetry.TELEMETRY_SIZE
+    buffer = far_state.latest_segment(10)
     got = telemetry.read_telemetry(b"\xff\xd8" + bytes(buffer) + b"\xff\xd9")
     assert _close(got.lat_deg, far["lat_deg"]) and _close(got.lon_deg, far["lon_deg"])
 
@@ -121,15 +121,17 @@ def check_motion(vectors, mavlink, telemetry):
 
 def check_device_frames_allocate_nothing(vectors, mavlink, telemetry):
     state = _state_from(telemetry, mavlink, vectors["telemetry"]["stream"], 1000)
-    buffer = bytearray(telemetry.TELEMETRY_SIZE + 10)
-    state.write_latest(buffer, 5, 1001)
+    state.latest_segment(1001)
     if not hasattr(gc, "mem_alloc"):
         return
     gc.collect()
     before = gc.mem_alloc()
     for now in range(1002, 1102):
-        state.write_latest(buffer, 5, now)
+        state.latest_segment(now)
     assert gc.mem_alloc() - before == 0, gc.mem_alloc() - before
+    got = telemetry.read_telemetry(b"\xff\xd8" + bytes(state.latest_segment(1101)) + b"\xff\xd9")
+    assert got.age_ms == 101
+    assert got.time_unix_ms == vectors["telemetry"]["unix_ms_at_heard"] + 101, got.time_unix_ms
 
 
 def run(vectors):

@@ -69,7 +69,7 @@ def test_rate_meter_counts_per_window():
 def test_the_hub_numbers_frames_and_a_full_builder_uses_no_seq():
     built = []
 
-    def builder(jpeg, seq, capture_us):
+    def builder(jpeg, seq, capture_us, segment):
         built.append((seq, capture_us))
         return None if seq == 2 and len(built) == 2 else build_frame(jpeg, seq, capture_us)
 
@@ -80,3 +80,16 @@ def test_the_hub_numbers_frames_and_a_full_builder_uses_no_seq():
     assert built == [(1, 10), (2, 20), (2, 30)]
     assert hub.latest is frame and hub.frames_published == 2
     assert protocol.read_tag(frame.jpeg()) == (2, 30)
+
+
+def test_annotate_puts_a_segment_after_the_tag_of_every_frame():
+    from dronecam.core.protocol import read_tag, strip_tags
+
+    segment = b"\xff\xfe\x00\x06test"
+    hub = Hub(annotate=lambda capture_us: segment if capture_us > 10 else None)
+    plain = hub.publish(b"\xff\xd8jpeg\xff\xd9", 10)
+    annotated = hub.publish(b"\xff\xd8jpeg\xff\xd9", 20)
+    assert bytes(plain.jpeg()) == bytes(plain.jpeg()[:23]) + b"jpeg\xff\xd9"
+    assert bytes(annotated.jpeg()[23:]) == segment + b"jpeg\xff\xd9"
+    assert read_tag(annotated.jpeg()) == (2, 20)
+    assert strip_tags(annotated.jpeg()) == b"\xff\xd8" + segment + b"jpeg\xff\xd9"

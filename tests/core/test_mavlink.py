@@ -77,7 +77,7 @@ def test_a_message_after_any_noise_is_read_as_pymavlink_packs_it(lat, lon, alt, 
     packet = bytes(message.pack(sender))
     # Noise can hold a start byte whose length (up to 280 bytes) swallows what follows: send
     # the packet again and again, as a flight controller streams it, and one must come through.
-    data = noise + packet * 8
+    data = noise + packet * (2 + mavlink.MAX_PACKET_BYTES // len(packet))
     reader, found = _collect()
     for start in range(0, len(data), split):
         reader.receive(data[start : start + split])

@@ -27,13 +27,16 @@ class Frame:
         return memoryview(self.message)[self.jpeg_offset :]
 
 
-def build_frame(jpeg, seq: int, capture_us: int) -> Frame:
-    """Tag and frame a camera JPEG in one new buffer: the one copy each frame costs the host."""
-    payload_bytes = len(jpeg) + TAG_SIZE
+def build_frame(jpeg, seq: int, capture_us: int, segment=None) -> Frame:
+    """Tag and frame a camera JPEG in one new buffer: the one copy each frame costs the host.
+
+    `segment`: a JPEG segment to carry after the tag (the frame's telemetry, §5.3), or None.
+    """
+    payload_bytes = len(jpeg) + TAG_SIZE + (len(segment) if segment is not None else 0)
     header_bytes = frame_header_size(payload_bytes)
     message = bytearray(header_bytes + payload_bytes)
     write_frame_header(message, 0, OP_BINARY, payload_bytes)
-    tag_jpeg_into(message, header_bytes, jpeg, seq, capture_us)
+    tag_jpeg_into(message, header_bytes, jpeg, seq, capture_us, segment)
     return Frame(seq, capture_us, message, header_bytes)
 
 
@@ -103,13 +106,16 @@ class Hub:
     """Numbers and frames each camera JPEG once, keeps the newest, wakes every subscription.
 
     Args:
-        frame_builder: `(jpeg, seq, capture_us) -> Frame | None`, `build_frame` by default;
-            the firmware passes its ring's, which builds into a free preallocated slot and
-            returns None when every slot is still being written (the frame is skipped).
+        frame_builder: `(jpeg, seq, capture_us, segment) -> Frame | None`, `build_frame` by
+            default; the firmware passes its ring's, which builds into a free preallocated
+            slot and returns None when every slot is still being written (the frame is skipped).
+        annotate: `(capture_us) -> segment | None`, called at framing time: the bytes of a
+            JPEG segment the frame carries after its tag (the telemetry of §5.3), or None.
     """
 
-    def __init__(self, frame_builder=build_frame) -> None:
+    def __init__(self, frame_builder=build_frame, annotate=None) -> None:
         self.frame_builder = frame_builder
+        self.annotate = annotate
         self.latest: Frame | None = None
         self.frames_published = 0
         self.subscriptions: list[Subscription] = []
@@ -119,10 +125,9 @@ class Hub:
         """Frame a checked JPEG as the next seq (§5.1) and hand it to every subscription.
 
         Returns the Frame, or None when the builder had no room (the seq is not used up).
-        Framing time is where per-frame telemetry will attach (issue 16): an `annotate` hook
-        giving the bytes of a second JPEG segment for this seq, written by the builder.
         """
-        frame = self.frame_builder(jpeg, self.frames_published + 1, capture_us)
+        segment = self.annotate(capture_us) if self.annotate is not None else None
+        frame = self.frame_builder(jpeg, self.frames_published + 1, capture_us, segment)
         if frame is None:
             return None
         self.latest = frame

@@ -154,14 +154,22 @@ def write_tag(buffer, offset: int, seq: int, capture_us: int) -> None:
     )
 
 
-def tag_jpeg_into(buffer, offset: int, jpeg, seq: int, capture_us: int) -> int:
-    """Copy `jpeg` into `buffer` at `offset` with the tag after its SOI; return the end offset."""
-    end = offset + len(jpeg) + TAG_SIZE
-    # Copy the whole JPEG once, then write SOI and the tag over its shifted SOI: no slice of
-    # `jpeg` is made, so MicroPython allocates nothing here.
-    buffer[offset + TAG_SIZE : end] = jpeg
+def tag_jpeg_into(buffer, offset: int, jpeg, seq: int, capture_us: int, segment=None) -> int:
+    """Copy `jpeg` into `buffer` at `offset` with the tag after its SOI; return the end offset.
+
+    `segment`, if given, is a whole JPEG segment (the telemetry of §5.3) written right after
+    the tag.
+    """
+    extra = len(segment) if segment is not None else 0
+    end = offset + len(jpeg) + TAG_SIZE + extra
+    # Copy the whole JPEG once, then write SOI, the tag and the segment over its shifted SOI:
+    # no slice of `jpeg` is made, so MicroPython allocates nothing here.
+    buffer[offset + TAG_SIZE + extra : end] = jpeg
     buffer[offset : offset + 2] = SOI
     write_tag(buffer, offset + 2, seq, capture_us)
+    if extra:
+        start = offset + 2 + TAG_SIZE
+        buffer[start : start + extra] = segment
     return end
 
 

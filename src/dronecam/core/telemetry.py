@@ -4,7 +4,7 @@
 on the device, by pymavlink on the host: the same bytes either way), keeps the newest samples
 on the server's monotonic clock, and writes the telemetry segment for a frame: interpolated or
 extrapolated to the capture time on the host (`encode_at`), the newest state with its age on
-the device (`write_latest`, which allocates nothing per frame). `read_telemetry` is what
+the device (`latest_segment`, which allocates nothing per frame). `read_telemetry` is what
 clients use. docs/protocol.md §5.3 describes the segment byte by byte.
 """
 
@@ -12,7 +12,7 @@ import math
 import struct
 
 from . import mavlink
-from .compat import const
+from .compat import const, ticks_diff
 
 TELEMETRY_MAGIC = b"DCTM"
 TELEMETRY_VERSION = const(1)
@@ -222,6 +222,7 @@ class TelemetryState:
         self._attitude = [None, None]
         self._segment = bytearray(TELEMETRY_SIZE)
         self._segment_dirty = True
+        self._time_added_ms = 0
 
     def set_wall_clock(self, unix_ms: int, now_ms: int) -> None:
         """Use this machine's clock for frame times until the vehicle's SYSTEM_TIME is heard."""
@@ -263,7 +264,10 @@ class TelemetryState:
         groups = 0
         for index in range(len(_GROUPS)):
             group = _GROUPS[index]
-            if self._valid & group and now_ms - self._updated_ms[index] <= self.max_age_ms:
+            if (
+                self._valid & group
+                and ticks_diff(now_ms, self._updated_ms[index]) <= self.max_age_ms
+            ):
                 groups |= group
         return groups
 
@@ -283,32 +287,35 @@ class TelemetryState:
         self._pack(segment, groups, age, unix, lat, lon, alt, rel, roll, pitch, yaw)
         return segment
 
-    def write_latest(self, buffer, offset: int, now_ms: int) -> int:
-        """Write the newest state, aged to `now_ms`, at `offset`; return its size or 0 (device).
+    def latest_segment(self, now_ms: int):
+        """The newest state as a segment, aged to `now_ms` (ticks), or None (the device's way).
 
-        The segment is packed once per change of state; a frame only copies it and patches
-        its flags, age and time, so nothing is allocated per frame.
+        The segment is packed once per change of state into a buffer this object owns; a
+        frame only patches its flags, age and time, so nothing is allocated per frame. The
+        buffer is reused: copy it (the frame builder does) before the next call.
         """
         heard = self.heard_ms
         groups = self.groups_at(now_ms)
         if not groups or heard is None:
-            return 0
+            return None
         segment = self._segment
         if self._segment_dirty:
             unix = 0 if self.unix_offset_ms is None else heard + self.unix_offset_ms
             self._pack(segment, 0, 0, unix, self.lat, self.lon, self.alt_mm, self.rel_alt_mm,
                        self.roll, self.pitch, self.yaw)  # fmt: skip
             self._segment_dirty = False
-        buffer[offset : offset + TELEMETRY_SIZE] = segment
+            self._time_added_ms = 0
         if self.unix_offset_ms is not None:
             groups |= HAS_TIME
-        age = now_ms - heard
+        age = ticks_diff(now_ms, heard)
         if age > _UNKNOWN_U16:
             age = _UNKNOWN_U16
-        struct.pack_into(">HH", buffer, offset + _FLAGS_OFFSET, groups, age)
+        struct.pack_into(">HH", segment, _FLAGS_OFFSET, groups, age)
         if groups & HAS_TIME:
-            _add_big_endian(buffer, offset + _TIME_OFFSET + 7, age)
-        return TELEMETRY_SIZE
+            # The time field holds the newest message's time plus the age last written.
+            _add_big_endian(segment, _TIME_OFFSET + 7, age - self._time_added_ms)
+            self._time_added_ms = age
+        return segment
 
     def _pack(self, segment, groups, age, unix, lat, lon, alt, rel, roll, pitch, yaw) -> None:
         struct.pack_into(
@@ -381,16 +388,16 @@ class TelemetryState:
 
 
 def _add_big_endian(buffer, last: int, value: int) -> None:
-    """Add a small `value` to the big-endian integer ending at buffer[last], in place.
+    """Add a small `value` (may be negative) to the big-endian u64 ending at buffer[last].
 
     The device adds a frame's age to the unix time this way: no integer past 2^30 (which
     MicroPython would allocate on a 32-bit chip) is made per frame.
     """
     index = last
     while value and index >= last - 7:
-        total = buffer[index] + (value & 0xFF)
+        total = buffer[index] + value
         buffer[index] = total & 0xFF
-        value = (value >> 8) + (total >> 8)
+        value = total >> 8  # the carry, or the borrow (arithmetic shift keeps the sign)
         index -= 1
 
 

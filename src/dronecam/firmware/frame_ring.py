@@ -2,6 +2,7 @@
 
 from dronecam.core.hub import Frame
 from dronecam.core.protocol import TAG_SIZE, tag_jpeg_into
+from dronecam.core.telemetry import TELEMETRY_SIZE
 from dronecam.core.websocket import MAX_HEADER_SIZE, OP_BINARY, write_frame_header
 
 
@@ -27,12 +28,12 @@ class FrameRing:
     """
 
     def __init__(self, slots, max_frame_bytes):
-        capacity = MAX_HEADER_SIZE + TAG_SIZE + max_frame_bytes
+        capacity = MAX_HEADER_SIZE + TAG_SIZE + TELEMETRY_SIZE + max_frame_bytes
         self.frames = [SlotFrame(capacity) for _ in range(slots)]
         self.skipped = 0
         self._next = 0
 
-    def build(self, jpeg, seq, capture_us):
+    def build(self, jpeg, seq, capture_us, segment=None):
         frames = self.frames
         for _ in range(len(frames)):
             frame = frames[self._next]
@@ -42,8 +43,9 @@ class FrameRing:
         else:
             self.skipped += 1
             return None
-        header = write_frame_header(frame.message, 0, OP_BINARY, len(jpeg) + TAG_SIZE)
-        frame.length = tag_jpeg_into(frame.message, header, jpeg, seq, capture_us)
+        extra = len(segment) if segment is not None else 0
+        header = write_frame_header(frame.message, 0, OP_BINARY, len(jpeg) + TAG_SIZE + extra)
+        frame.length = tag_jpeg_into(frame.message, header, jpeg, seq, capture_us, segment)
         frame.seq = seq
         frame.capture_us = capture_us
         frame.jpeg_offset = header
