@@ -24,12 +24,12 @@ def seconds(value: float) -> float:
 
 @contextlib.asynccontextmanager
 async def host_server(
-    source=None, feed_settings: FeedSettings | None = None, **settings
+    source=None, feed_settings: FeedSettings | None = None, outputs=(), **settings
 ) -> AsyncIterator[StreamServer]:
     """A real StreamServer on 127.0.0.1 and a free port, stopped on exit."""
     settings.setdefault("host", "127.0.0.1")
     settings.setdefault("port", 0)
     async with running_server(
-        source or SyntheticCamera(), ServerSettings(**settings), feed_settings
+        source or SyntheticCamera(), ServerSettings(**settings), feed_settings, outputs=outputs
     ) as server:
         yield server

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..core import protocol
+from .outputs import add_output_options, make_outputs
 
 
 def add_serve(commands) -> None:
@@ -86,6 +87,7 @@ def add_serve(commands) -> None:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection event")
     _add_access(parser)
+    add_output_options(parser)
     parser.set_defaults(run=_run_serve)
 
 
@@ -169,6 +171,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             viewer_html=_viewer_html() if args.viewer else None,
             **_access_settings(args),
         )
+        outputs = make_outputs(args)
     except (SourceError, ValueError) as error:
         print("dronecam: %s" % error, file=sys.stderr)
         return 2
@@ -177,6 +180,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         settings,
         FeedSettings(max_frame_bytes=args.max_frame_bytes),
         log=logging.getLogger("dronecam.camera").info,
+        outputs=outputs,
     )
 
     async def serve() -> None:

@@ -4,13 +4,18 @@ An output subscribes to the hub with a callback that must not block, takes the n
 when it can write (skipped frames are its drops), and is checked by the server's housekeeping
 once per heartbeat. Two shapes share that discipline:
 
-- a client output, one per connected client (`websocket.Connection` today): `ClientOutput`;
+- a client output, one per connected client (`websocket.Connection`, `mjpeg.MjpegClient`):
+  `ClientOutput`;
 - a stream output, one per server, running beside the clients (an encoder, a publisher, a
   recorder): `StreamOutput`, started and stopped with the server, its figures in stats.
+
+A stream output may also answer HTTP paths on the server's port with a `routes` table
+(`http.py`): `mjpeg.MjpegOutput`, `snapshot.SnapshotOutput`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from ..core.hub import Hub, Subscription
@@ -20,6 +25,7 @@ class ClientOutput(Protocol):
     """One client of the server, fed from its own hub subscription."""
 
     subscription: Subscription | None
+    transport: asyncio.Transport | None
 
     def on_frame(self) -> None:
         """The hub's callback: write the newest frame now if the client can take it."""
@@ -29,6 +35,9 @@ class ClientOutput(Protocol):
 
     def close(self, code: int, reason: str) -> None:
         """Say goodbye if the client can still hear it, else drop it."""
+
+    def write_framed(self, message: bytes) -> None:
+        """Write a WebSocket message framed once for all clients (heartbeats), if it speaks it."""
 
 
 class StreamOutput(Protocol):

@@ -29,6 +29,7 @@ from ..core import commands, protocol
 from ..core.compat import ticks_diff, ticks_ms
 from ..core.hub import Subscription
 from ..core.protocol import ProtocolError
+from .http import routes_of
 
 if TYPE_CHECKING:
     from ..server.listener import StreamServer
@@ -127,16 +128,13 @@ class Connection(asyncio.Protocol):
     def _handle_request(self, request: Request) -> None:
         server = self.server
         url = urlsplit(request.path)
-        if url.path != protocol.WS_PATH:
+        routes = routes_of(server.outputs)
+        route = routes.get(url.path)
+        if url.path != protocol.WS_PATH and route is None:
             if url.path == "/" and server.settings.viewer_html and "Upgrade" not in request.headers:
                 self.ws.send_response(_viewer_response(server.settings.viewer_html))
             else:
-                self.ws.send_response(
-                    self.ws.reject(
-                        404,
-                        "Not found. dronecam serves only a WebSocket at %s\n" % protocol.WS_PATH,
-                    )
-                )
+                self.ws.send_response(self.ws.reject(404, _not_found_text(sorted(routes))))
             return
         if server.settings.token is not None and not _token_matches(
             url.query, server.settings.token
@@ -145,6 +143,9 @@ class Connection(asyncio.Protocol):
             self.ws.send_response(
                 self.ws.reject(401, "Missing or wrong access token (?token=...)\n")
             )
+            return
+        if route is not None:
+            route(self, request)
             return
         response = self.ws.accept(request)
         self.ws.send_response(response)
@@ -164,6 +165,15 @@ class Connection(asyncio.Protocol):
         )
         self.send_text(protocol.welcome_message(server.welcome_fields()))
         self.on_frame()
+
+    def hand_over(self, output: asyncio.Protocol) -> None:
+        """Give the transport to another output (an HTTP stream): this connection is done."""
+        transport = self.transport
+        assert transport is not None
+        self.server.connections.discard(self)
+        self.transport = None
+        transport.set_protocol(output)
+        output.connection_made(transport)
 
     def _refuse_full(self) -> None:
         limit = self.server.settings.max_clients
@@ -271,6 +281,15 @@ class Connection(asyncio.Protocol):
 def _token_matches(query: str, token: str) -> bool:
     offered = parse_qs(query).get("token", [""])[0]
     return hmac.compare_digest(offered.encode(), token.encode())
+
+
+def _not_found_text(paths: list[str]) -> str:
+    if not paths:
+        return "Not found. dronecam serves only a WebSocket at %s\n" % protocol.WS_PATH
+    return "Not found. dronecam serves a WebSocket at %s and %s\n" % (
+        protocol.WS_PATH,
+        ", ".join(paths),
+    )
 
 
 def _viewer_response(html: bytes) -> Response:

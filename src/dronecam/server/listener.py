@@ -16,7 +16,8 @@ from ..core.compat import MonotonicClock, ticks_diff, ticks_ms
 from ..core.hub import Hub, Subscription
 from ..core.source import Feed
 from ..core.websocket import OP_TEXT, frame
-from ..outputs import StreamOutput
+from ..outputs import ClientOutput, StreamOutput
+from ..outputs.http import routes_of
 from ..outputs.websocket import Connection
 from .settings import ServerSettings
 
@@ -48,7 +49,7 @@ class StreamServer:
         self.hub: Hub = feed.hub
         self.settings = settings or ServerSettings()
         self.clock = clock or feed.clock
-        self.connections: set[Connection] = set()
+        self.connections: set[ClientOutput] = set()
         self.outputs = list(outputs)
         self.started_ms = ticks_ms()
         self._server: asyncio.Server | None = None
@@ -64,10 +65,15 @@ class StreamServer:
 
     @property
     def url(self) -> str:
+        return self.url_for(protocol.WS_PATH)
+
+    def url_for(self, path: str) -> str:
+        """The URL of one of its paths: ws(s):// for /ws, http(s):// for an HTTP output's."""
         host = (
             self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         )
-        return "%s://%s:%d%s" % (self.settings.scheme, host, self.port, protocol.WS_PATH)
+        scheme = self.settings.scheme if path == protocol.WS_PATH else self.settings.http_scheme
+        return "%s://%s:%d%s" % (scheme, host, self.port, path)
 
     async def start(self) -> None:
         raise_open_files_limit(self.settings.max_clients)
@@ -101,10 +107,17 @@ class StreamServer:
                 self.port,
                 protocol.WS_PATH,
             )
-        log.info(
-            "[VideoStreamServer] Connect directly to WebSocket - no HTTP interface%s",
-            " (viewer page at /)" if self.settings.viewer_html else "",
-        )
+        http_paths = sorted(routes_of(self.outputs))
+        if http_paths:
+            log.info(
+                "[VideoStreamServer] HTTP outputs: %s",
+                ", ".join(self.url_for(path) for path in http_paths),
+            )
+        else:
+            log.info(
+                "[VideoStreamServer] Connect directly to WebSocket - no HTTP interface%s",
+                " (viewer page at /)" if self.settings.viewer_html else "",
+            )
         log.info("[VideoStreamServer] Access: %s", self.settings.access_summary())
 
     async def stop(self) -> None:

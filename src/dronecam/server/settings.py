@@ -47,6 +47,10 @@ class ServerSettings:
     def scheme(self) -> str:
         return "wss" if self.ssl_context else "ws"
 
+    @property
+    def http_scheme(self) -> str:
+        return "https" if self.ssl_context else "http"
+
     def access_summary(self) -> str:
         """What access control is on, for the start-up log: never the token itself."""
         parts = [
