@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import ssl
-import sys
 import time
 from urllib.parse import quote
 
@@ -317,42 +313,3 @@ def test_stream_on_uvloop():
         jpegs = runner.run(scenario())
     seqs = [protocol.read_tag(jpeg)[0] for jpeg in jpegs]
     assert seqs == sorted(seqs) and len(set(seqs)) == 5
-
-
-async def test_serve_http_from_the_command_line():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dronecam",
-        "serve",
-        "--http",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stderr is not None
-        base = "http://127.0.0.1:%d" % port
-        expected = "HTTP outputs: %s/snapshot.jpg, %s/stream.mjpg" % (base, base)
-        async with asyncio.timeout(seconds(20)):
-            while expected not in (line := (await process.stderr.readline()).decode()):
-                assert line, "the server ended before listening"
-            snapshot = await http_get(base + "/snapshot.jpg")
-            while snapshot.status == 503:  # the camera's first frame is still on its way
-                await asyncio.sleep(0.05)
-                snapshot = await http_get(base + "/snapshot.jpg")
-        stream = await MjpegStream.open(base + "/stream.mjpg")
-        jpeg = await asyncio.wait_for(stream.next_jpeg(), seconds(5))
-        stream.close()
-    finally:
-        process.send_signal(signal.SIGINT)
-        await asyncio.wait_for(process.wait(), seconds(10))
-    assert snapshot.status == 200 and protocol.read_tag(snapshot.body)
-    assert protocol.read_tag(jpeg)
-    assert process.returncode == 0
