@@ -28,6 +28,7 @@ DEVICE_FILES = {
     "dronecam/core/websocket.py",
     "dronecam/core/hub.py",
     "dronecam/core/source.py",
+    "dronecam/core/status.py",
 }
 
 _shared: dict[str, Path] = {}

@@ -92,12 +92,89 @@ def check_protocol(vectors, protocol):
         assert protocol.check_jpeg(binascii.unhexlify(jpeg)) == reason
 
 
+JPEG = b"\xff\xd8jpeg\xff\xd9"
+
+
+def check_hub(hub_module, protocol, ticks_ms):
+    """The hub numbers and frames; the stream-timeout rule judges only a waiting frame."""
+    hub = hub_module.Hub()
+    subscription = hub.subscribe(lambda: None)
+    frame = hub.publish(JPEG, 500)
+    assert frame.seq == 1 and hub.latest is frame
+    assert protocol.read_tag(frame.jpeg()) == (1, 500)
+    full = hub_module.Hub(lambda jpeg, seq, capture_us, segment: None)
+    assert full.publish(JPEG, 1) is None and full.frames_published == 0
+    later = ticks_ms() + 10000
+    assert subscription.take() is frame
+    assert not subscription.stream_timed_out(later, 100)  # nothing newer: a stalled camera
+    assert not subscription.stream_timed_out(later, 100)
+    hub.publish(JPEG, 600)
+    assert not subscription.stream_timed_out(later, 100)  # first seen waiting: one more check
+    assert subscription.stream_timed_out(later, 100)
+    assert not subscription.stream_timed_out(ticks_ms(), 5000)  # waiting, but not for long
+    subscription.take()
+    hub.publish(JPEG, 700)
+    assert not subscription.stream_timed_out(later, 100)  # taking again resets the rule
+
+
+class _Camera:
+    name = "synthetic"
+    width = 640
+    height = 480
+    fps = 0
+
+
+def check_status(status_module, source_module, hub_module, protocol):
+    """Welcome, heartbeat, stats, refusal, commands and banner: the text both servers send."""
+    feed = source_module.Feed(_Camera(), hub_module.Hub(), log=lambda line: None)
+    status = status_module.ServerStatus(feed, 2, 1000, 5000, lambda: {"heap_free": 7})
+    welcome = json.loads(status.welcome_message())
+    assert welcome["message"] == protocol.WELCOME_MESSAGE and welcome["source"] == "synthetic"
+    assert welcome["max_clients"] == 2 and welcome["heartbeat_ms"] == 1000
+    assert welcome["width"] == 640 and "fps" not in welcome
+    first = feed.hub.subscribe(lambda: None)
+    feed.hub.publish(JPEG, 1)
+    first.take()
+    heartbeat = json.loads(status.heartbeat_message())
+    assert heartbeat["clients"] == 1 and heartbeat["frames"] == 1 and heartbeat["heap_free"] == 7
+    assert heartbeat["camera"] == protocol.CAMERA_STARTING and heartbeat["max_clients"] == 2
+    stats = json.loads(status.stats_message(first))
+    assert stats["type"] == "stats" and stats["frames"] == 1 and stats["sent"] == 1
+    assert stats["dropped"] == 0 and stats["window"] == 0 and stats["heap_free"] == 7
+    assert status.answer("ping", first) == ("pong", False)
+    assert status.answer("window 2", first) == (protocol.window_message(2), True)
+    assert json.loads(status.answer("get_stats", first)[0])["window"] == 2
+    assert json.loads(status.answer("dance", first)[0])["error"] == "unknown_command"
+    assert not status.is_full()
+    feed.hub.subscribe(lambda: None)
+    assert status.is_full()
+    line, error, code, reason = status.refusal("1.2.3.4:5")
+    assert line == "refused 1.2.3.4:5: server full (2 clients)"
+    assert json.loads(error)["error"] == "server_full"
+    assert code == protocol.CLOSE_TRY_AGAIN_LATER and reason == "server full (2 clients)"
+    assert status.connected_line("p") == "client p connected, 2 of 2"
+    assert status.disconnected_line("p", first) == (
+        "client p disconnected (1 frames sent, 0 dropped), 2 connected"
+    )
+    assert status.stream_timeout_line("p") == "closing p: took no frame for 5000 ms"
+    lines = status_module.banner("ws://h:1/ws", False, (), ["note"])
+    assert lines[0] == "WebSocket-only video stream server started successfully!"
+    assert lines[1:] == [
+        "WebSocket endpoint: ws://h:1/ws",
+        "Connect directly to WebSocket - no HTTP interface",
+        "note",
+    ]
+
+
 def run(vectors):
-    from dronecam.core import protocol, websocket
+    from dronecam.core import hub, protocol, source, status, websocket
+    from dronecam.core.compat import ticks_ms
 
     check_handshakes(vectors, websocket)
     check_frames(vectors, websocket)
     check_protocol(vectors, protocol)
+    check_hub(hub, protocol, ticks_ms)
+    check_status(status, source, hub, protocol)
     return len(vectors["requests"]) + len(vectors["client_frames"]) + len(vectors["messages"])
 
 

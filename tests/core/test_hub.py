@@ -93,3 +93,33 @@ def test_annotate_puts_a_segment_after_the_tag_of_every_frame():
     assert bytes(annotated.jpeg()[23:]) == segment + b"jpeg\xff\xd9"
     assert read_tag(annotated.jpeg()) == (2, 20)
     assert strip_tags(annotated.jpeg()) == b"\xff\xd8" + segment + b"jpeg\xff\xd9"
+
+
+def test_stream_timeout_judges_only_a_frame_that_waits():
+    hub = Hub()
+    subscription = hub.subscribe(lambda: None)
+    _publish(hub)
+    subscription.take()
+    taken_ms = subscription.last_take_ms
+    # Behind a stalled camera: nothing newer, never timed out however long.
+    assert not subscription.stream_timed_out(taken_ms + 60_000, 5000)
+    _publish(hub)  # the camera is back: the frame must wait one check before it counts
+    assert not subscription.stream_timed_out(taken_ms + 60_000, 5000)
+    assert subscription.stream_timed_out(taken_ms + 60_001, 5000)
+    assert not subscription.stream_timed_out(taken_ms + 5000, 5000)  # not longer than 5 s
+
+
+def test_a_client_without_credit_times_out_once_frames_wait():
+    hub = Hub()
+    subscription = hub.subscribe(lambda: None)
+    subscription.set_window(1)
+    _publish(hub)
+    subscription.take()
+    start_ms = subscription.last_take_ms
+    _publish(hub, 3)
+    assert subscription.take() is None  # out of credit
+    assert not subscription.stream_timed_out(start_ms + 100, 5000)
+    assert subscription.stream_timed_out(start_ms + 5100, 5000)
+    subscription.acknowledge()
+    assert subscription.take().seq == 4
+    assert not subscription.stream_timed_out(start_ms + 5200, 5000)

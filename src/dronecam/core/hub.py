@@ -77,6 +77,8 @@ class Subscription:
         self.frames_dropped = 0
         self.window = 0
         self.unacknowledged = 0
+        self.last_take_ms = ticks_ms()
+        self._seen_waiting = False
 
     def has_credit(self) -> bool:
         return not self.window or self.unacknowledged < self.window
@@ -92,7 +94,26 @@ class Subscription:
         self.frames_sent += 1
         if self.window:
             self.unacknowledged += 1
+        self.last_take_ms = ticks_ms()
+        self._seen_waiting = False
         return frame
+
+    def stream_timed_out(self, now_ms: int, timeout_ms: int) -> bool:
+        """True when a newer frame waits and this consumer took none for `timeout_ms` (§1).
+
+        Called once per heartbeat. Whatever the reason (socket full, no credit), a consumer
+        is judged only while a frame waits for it, so a stalled camera is never its fault;
+        and a frame must already have waited at the previous check, so the first frame after
+        a camera stall is not held against a consumer that had no time to take it yet.
+        """
+        latest = self.hub.latest
+        if latest is None or latest.seq <= self.last_seq:
+            self._seen_waiting = False
+            return False
+        if not self._seen_waiting:
+            self._seen_waiting = True
+            return False
+        return ticks_diff(now_ms, self.last_take_ms) > timeout_ms
 
     def acknowledge(self, frames: int = 1) -> None:
         self.unacknowledged = max(0, self.unacknowledged - frames)

@@ -12,9 +12,10 @@ from asyncio import core
 
 from micropython import const
 
-from dronecam.core import commands, protocol
-from dronecam.core.compat import ticks_diff, ticks_ms
+from dronecam.core import protocol
+from dronecam.core.compat import ticks_ms
 from dronecam.core.protocol import ProtocolError
+from dronecam.core.status import ServerStatus, banner
 from dronecam.core.websocket import (
     OP_BINARY,
     OP_CLOSE,
@@ -64,7 +65,6 @@ class Connection:
         self.closing = False
         self.peer_done = asyncio.Event()
         self.writing_since_ms = 0
-        self.last_take_ms = ticks_ms()
         self.task = None
 
     async def serve(self):
@@ -83,14 +83,17 @@ class Connection:
         try:
             head = await asyncio.wait_for_ms(self._read_request(), server.handshake_timeout_ms)
             await self._write(accept_response(parse_request(head, protocol.WS_PATH)))
-            if len(server.hub.subscriptions) >= server.max_clients:
-                self._refuse_full()
+            status = server.status
+            if status.is_full():
+                line, error, code, reason = status.refusal(self.peer)
+                log(line)
+                self.send_text(error)
+                self.close(code, reason)
             else:
                 self.subscription = server.hub.subscribe(self.wake.set)
                 server.connections.append(self)
-                log("client %s connected, %d of %d" % (
-                    self.peer, len(server.hub.subscriptions), server.max_clients))
-                self.send_text(protocol.welcome_message(server.welcome_fields()))
+                log(status.connected_line(self.peer))
+                self.send_text(status.welcome_message())
             reader = asyncio.create_task(self._read_loop())
             await self._write_loop()
         except HandshakeError as error:  # not an upgrade to /ws: a short answer, then close
@@ -137,7 +140,6 @@ class Connection:
                 return
             taken = subscription.take() if subscription else None
             if taken is not None:
-                self.last_take_ms = ticks_ms()
                 taken.pins += 1
                 try:
                     await self._write(taken.message, taken.length)
@@ -201,21 +203,11 @@ class Connection:
         subscription = self.subscription
         if subscription is None or self.closing:
             return
-        reply, credit_changed = commands.answer(
-            text, subscription, self.server.stats_message, self.server.clock.now_us
-        )
+        reply, credit_changed = self.server.status.answer(text, subscription)
         if reply is not None:
             self.send_text(reply)
         if credit_changed:
-            self.last_take_ms = ticks_ms()
             self.wake.set()
-
-    def _refuse_full(self):
-        limit = self.server.max_clients
-        log("refused %s: server full (%d clients)" % (self.peer, limit))
-        message = "server full: %d of %d clients connected, try again later" % (limit, limit)
-        self.send_text(protocol.error_message("server_full", message))
-        self.close(protocol.CLOSE_TRY_AGAIN_LATER, "server full (%d clients)" % limit)
 
     # Queueing replies for the writer task.
     def send_text(self, text):
@@ -243,14 +235,10 @@ class Connection:
             self.task.cancel()
 
     def check_timeout(self, now_ms):
-        """Close a client that takes no frame for STREAM_TIMEOUT_MS while newer ones wait."""
-        latest = self.server.hub.latest
-        subscription = self.subscription
-        if subscription is None or latest is None or latest.seq <= subscription.last_seq:
+        status = self.server.status
+        if self.subscription is None or not status.stream_timed_out(self.subscription, now_ms):
             return
-        if ticks_diff(now_ms, self.last_take_ms) <= self.server.stream_timeout_ms:
-            return
-        log("closing %s: took no frame for %d ms" % (self.peer, self.server.stream_timeout_ms))
+        log(status.stream_timeout_line(self.peer))
         if self.writing_since_ms:
             self.abort()  # stuck mid-frame: no close frame can get through
         else:
@@ -264,9 +252,7 @@ class Connection:
             server.connections.remove(self)
         if self.subscription is not None:
             server.hub.unsubscribe(self.subscription)
-            log("client %s disconnected (%d frames sent, %d dropped), %d connected" % (
-                self.peer, self.subscription.frames_sent, self.subscription.frames_dropped,
-                len(server.hub.subscriptions)))
+            log(server.status.disconnected_line(self.peer, self.subscription))
             self.subscription = None
         self.sock.close()
 
@@ -289,10 +275,9 @@ class StreamServer:
                  handshake_timeout_ms, max_message_bytes, ring=None, send_buffer_bytes=0):
         self.feed = feed
         self.hub = feed.hub
-        self.clock = feed.clock
         self.ring = ring
-        self.max_clients = max_clients
-        self.stream_timeout_ms = stream_timeout_ms
+        self.status = ServerStatus(feed, max_clients, heartbeat_interval_ms, stream_timeout_ms,
+                                   self._device_fields)
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.handshake_timeout_ms = handshake_timeout_ms
         self.max_message_bytes = max_message_bytes
@@ -301,7 +286,6 @@ class StreamServer:
         self.frames_sent = 0
         self.heap_used = 0
         self.allocated = 0
-        self.started_ms = ticks_ms()
         self.port = 0
 
     async def start(self, host, port):
@@ -319,9 +303,8 @@ class StreamServer:
         self.port = chosen
         asyncio.create_task(self.feed.run())
         asyncio.create_task(self._housekeeping())
-        log("WebSocket-only video stream server started successfully!")
-        log("WebSocket endpoint: ws://%s:%d%s" % (host, chosen, protocol.WS_PATH))
-        log("Connect directly to WebSocket - no HTTP interface")
+        for line in banner("ws://%s:%d%s" % (host, chosen, protocol.WS_PATH)):
+            log(line)
 
     async def _accept(self, reader, writer):
         await Connection(self, reader).serve()
@@ -333,9 +316,7 @@ class StreamServer:
             await asyncio.sleep_ms(self.heartbeat_interval_ms)
             # Garbage since the last collection: what this interval allocated (BENCHMARKS.md).
             self.allocated = gc.mem_alloc() - self.heap_used
-            text = protocol.heartbeat_message(
-                self.hub.fps(), len(self.hub.subscriptions), self.shared_fields())
-            message = frame(OP_TEXT, text.encode())
+            message = frame(OP_TEXT, self.status.heartbeat_message().encode())
             now_ms = ticks_ms()
             for connection in self.connections:
                 connection._queue(message)
@@ -343,42 +324,17 @@ class StreamServer:
             gc.collect()  # short pauses now rather than one long one mid-frame
             self.heap_used = gc.mem_alloc()
 
-    def shared_fields(self):
+    def _device_fields(self):
+        """The device's own heartbeat and stats fields: traffic, heap, ring (BENCHMARKS.md)."""
         fields = {
-            "frames": self.hub.frames_published,
             "frames_sent": self.frames_sent,
-            "max_clients": self.max_clients,
-            "uptime_s": ticks_diff(ticks_ms(), self.started_ms) // 1000,
             "heap_used": self.heap_used,
             "heap_free": gc.mem_free(),
             "alloc_bytes": self.allocated,
         }
         if self.ring is not None:
             fields["ring_skipped"] = self.ring.skipped
-        fields.update(self.feed.status())
         return fields
-
-    def welcome_fields(self):
-        source = self.feed.source
-        fields = {
-            "version": protocol.PROTOCOL_VERSION,
-            "max_clients": self.max_clients,
-            "heartbeat_ms": self.heartbeat_interval_ms,
-            "source": source.name,
-        }
-        for name in ("width", "height", "fps"):
-            if getattr(source, name, None):
-                fields[name] = getattr(source, name)
-        return fields
-
-    def stats_message(self, subscription):
-        fields = self.shared_fields()
-        del fields["frames"]
-        fields["sent"] = subscription.frames_sent
-        fields["dropped"] = subscription.frames_dropped
-        fields["window"] = subscription.window
-        return protocol.stats_message(
-            len(self.hub.subscriptions), self.hub.fps(), self.hub.frames_published, fields)
 
 
 def _random_bytes(count):

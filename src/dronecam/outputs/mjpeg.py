@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, cast
 
 from websockets.http11 import Request
 
-from ..core.compat import ticks_diff, ticks_ms
 from ..core.hub import Frame, Subscription
 from . import http
 
@@ -77,11 +76,9 @@ class MjpegOutput:
     def serve(self, connection: Connection, request: Request) -> None:
         """Route handler: take the connection over as a stream, or answer 503 when full."""
         server = connection.server
-        limit = server.settings.max_clients
-        if len(server.hub.subscriptions) >= limit:
-            log.warning(
-                "[VideoStreamServer] refused %s: server full (%d clients)", connection.peer, limit
-            )
+        if server.status.is_full():
+            limit = server.settings.max_clients
+            log.warning("[VideoStreamServer] %s", server.status.refusal(connection.peer)[0])
             http.refuse(
                 connection,
                 503,
@@ -101,7 +98,6 @@ class MjpegClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.subscription: Subscription | None = None
         self.paused = False
-        self.stalled_since_ms = 0
 
     # asyncio.Protocol: the transport comes from the Connection the request arrived on.
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -130,7 +126,6 @@ class MjpegClient(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.paused = True
-        self.stalled_since_ms = ticks_ms()
 
     def resume_writing(self) -> None:
         self.paused = False
@@ -162,12 +157,10 @@ class MjpegClient(asyncio.Protocol):
         """WebSocket heartbeats are not for HTTP clients."""
 
     def check_timeouts(self, now_ms: int) -> None:
-        timeout_ms = self.server.settings.stream_timeout_ms
-        if self.paused and ticks_diff(now_ms, self.stalled_since_ms) > timeout_ms:
+        status = self.server.status
+        if self.subscription is not None and status.stream_timed_out(self.subscription, now_ms):
             log.info(
-                "[VideoStreamServer] closing MJPEG client %s: took no frame for %d ms",
-                self.peer,
-                timeout_ms,
+                "[VideoStreamServer] %s", status.stream_timeout_line("MJPEG client " + self.peer)
             )
             assert self.transport is not None
             self.transport.abort()

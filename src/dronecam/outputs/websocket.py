@@ -25,7 +25,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import Origin
 
-from ..core import commands, protocol
+from ..core import protocol
 from ..core.compat import ticks_diff, ticks_ms
 from ..core.hub import Subscription
 from ..core.protocol import ProtocolError
@@ -57,7 +57,6 @@ class Connection(asyncio.Protocol):
         self.peer = "?"
         self.opened_ms = ticks_ms()
         self.paused = False
-        self.stalled_since_ms = 0
         self._fragments: list[bytes] = []
 
     # asyncio.Protocol: the I/O edge.
@@ -87,7 +86,6 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.paused = True
-        self.stalled_since_ms = ticks_ms()
 
     def resume_writing(self) -> None:
         self.paused = False
@@ -97,13 +95,8 @@ class Connection(asyncio.Protocol):
         self.server.connections.discard(self)
         if self.subscription is not None:
             self.server.hub.unsubscribe(self.subscription)
-            log.info(
-                "[VideoStreamServer] client %s disconnected (%d frames sent, %d dropped), %d connected",
-                self.peer,
-                self.subscription.frames_sent,
-                self.subscription.frames_dropped,
-                len(self.server.hub.subscriptions),
-            )
+            line = self.server.status.disconnected_line(self.peer, self.subscription)
+            log.info("[VideoStreamServer] %s", line)
             self.subscription = None
 
     # The hub's callback: the hot path, once per frame per client.
@@ -153,17 +146,15 @@ class Connection(asyncio.Protocol):
             if isinstance(self.ws.handshake_exc, InvalidOrigin):
                 log.warning("[VideoStreamServer] refused %s: origin not allowed", self.peer)
             return
-        if len(server.hub.subscriptions) >= server.settings.max_clients:
-            self._refuse_full()
+        if server.status.is_full():
+            line, error, code, reason = server.status.refusal(self.peer)
+            log.warning("[VideoStreamServer] %s", line)
+            self.send_text(error)
+            self.ws.send_close(code, reason)
             return
         self.subscription = server.hub.subscribe(self.on_frame)
-        log.info(
-            "[VideoStreamServer] client %s connected, %d of %d",
-            self.peer,
-            len(server.hub.subscriptions),
-            server.settings.max_clients,
-        )
-        self.send_text(protocol.welcome_message(server.welcome_fields()))
+        log.info("[VideoStreamServer] %s", server.status.connected_line(self.peer))
+        self.send_text(server.status.welcome_message())
         self.on_frame()
 
     def hand_over(self, output: asyncio.Protocol) -> None:
@@ -174,13 +165,6 @@ class Connection(asyncio.Protocol):
         self.transport = None
         transport.set_protocol(output)
         output.connection_made(transport)
-
-    def _refuse_full(self) -> None:
-        limit = self.server.settings.max_clients
-        log.warning("[VideoStreamServer] refused %s: server full (%d clients)", self.peer, limit)
-        message = "server full: %d of %d clients connected, try again later" % (limit, limit)
-        self.send_text(protocol.error_message("server_full", message))
-        self.ws.send_close(protocol.CLOSE_TRY_AGAIN_LATER, "server full (%d clients)" % limit)
 
     def _handle_frame(self, event: WebSocketFrame) -> None:
         if event.opcode is Opcode.TEXT or (event.opcode is Opcode.CONT and self._fragments):
@@ -204,13 +188,10 @@ class Connection(asyncio.Protocol):
         subscription = self.subscription
         if subscription is None:
             return
-        reply, credit_changed = commands.answer(
-            text, subscription, self.server.stats_message, self.server.clock.now_us
-        )
+        reply, credit_changed = self.server.status.answer(text, subscription)
         if reply is not None:
             self.send_text(reply)
         if credit_changed:
-            self.stalled_since_ms = ticks_ms()
             self.on_frame()
 
     # Writing.
@@ -265,16 +246,9 @@ class Connection(asyncio.Protocol):
                 assert self.transport is not None
                 self.transport.abort()
             return
-        subscription = self.subscription
-        if subscription is None:
-            return
-        starved = self.paused or not subscription.has_credit()
-        if starved and ticks_diff(now_ms, self.stalled_since_ms) > settings.stream_timeout_ms:
-            log.info(
-                "[VideoStreamServer] closing %s: took no frame for %d ms",
-                self.peer,
-                settings.stream_timeout_ms,
-            )
+        status = self.server.status
+        if self.subscription is not None and status.stream_timed_out(self.subscription, now_ms):
+            log.info("[VideoStreamServer] %s", status.stream_timeout_line(self.peer))
             self.close(protocol.CLOSE_POLICY_VIOLATION, "stream timeout")
 
 

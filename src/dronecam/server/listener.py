@@ -12,9 +12,10 @@ import resource
 from collections.abc import Callable, Sequence
 
 from ..core import protocol
-from ..core.compat import MonotonicClock, ticks_diff, ticks_ms
-from ..core.hub import Hub, Subscription
+from ..core.compat import MonotonicClock, ticks_ms
+from ..core.hub import Hub
 from ..core.source import Feed
+from ..core.status import ServerStatus, banner
 from ..core.websocket import OP_TEXT, frame
 from ..outputs import ClientOutput, StreamOutput
 from ..outputs.http import routes_of
@@ -51,7 +52,14 @@ class StreamServer:
         self.clock = clock or feed.clock
         self.connections: set[ClientOutput] = set()
         self.outputs = list(outputs)
-        self.started_ms = ticks_ms()
+        self.status = ServerStatus(
+            feed,
+            self.settings.max_clients,
+            self.settings.heartbeat_interval_ms,
+            self.settings.stream_timeout_ms,
+            self._outputs_status,
+            self.clock,
+        )
         self._server: asyncio.Server | None = None
         self._port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,28 +105,16 @@ class StreamServer:
             asyncio.create_task(self.feed.run()),
             asyncio.create_task(self._housekeeping()),
         ]
-        log.info("[VideoStreamServer] WebSocket-only video stream server started successfully!")
-        log.info("[VideoStreamServer] WebSocket endpoint: %s", self.url)
+        notes = []
         if self.settings.host in ("0.0.0.0", "::", ""):
-            log.info(
-                "[VideoStreamServer] Listening on all interfaces: use this machine's address "
-                "from other devices, e.g. %s://<address>:%d%s",
-                self.settings.scheme,
-                self.port,
-                protocol.WS_PATH,
+            notes.append(
+                "Listening on all interfaces: use this machine's address from other devices, "
+                "e.g. %s://<address>:%d%s" % (self.settings.scheme, self.port, protocol.WS_PATH)
             )
-        http_paths = sorted(routes_of(self.outputs))
-        if http_paths:
-            log.info(
-                "[VideoStreamServer] HTTP outputs: %s",
-                ", ".join(self.url_for(path) for path in http_paths),
-            )
-        else:
-            log.info(
-                "[VideoStreamServer] Connect directly to WebSocket - no HTTP interface%s",
-                " (viewer page at /)" if self.settings.viewer_html else "",
-            )
-        log.info("[VideoStreamServer] Access: %s", self.settings.access_summary())
+        notes.append("Access: %s" % self.settings.access_summary())
+        http_urls = [self.url_for(path) for path in sorted(routes_of(self.outputs))]
+        for line in banner(self.url, bool(self.settings.viewer_html), http_urls, notes):
+            log.info("[VideoStreamServer] %s", line)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -160,50 +156,15 @@ class StreamServer:
                 connection.check_timeouts(now_ms)
 
     def send_heartbeat(self) -> None:
-        text = protocol.heartbeat_message(
-            self.hub.fps(), len(self.hub.subscriptions), self.shared_fields()
-        )
+        text = self.status.heartbeat_message()
         message = frame(OP_TEXT, text.encode())
         for connection in list(self.connections):
             connection.write_framed(message)
         if self.on_heartbeat is not None:
             self.on_heartbeat(text)
 
-    def shared_fields(self) -> dict:
-        """Fields beyond the contract that every heartbeat and stats message carries."""
-        fields = {
-            "frames": self.hub.frames_published,
-            "max_clients": self.settings.max_clients,
-            "uptime_s": ticks_diff(ticks_ms(), self.started_ms) // 1000,
-        }
-        fields.update(self.feed.status())
+    def _outputs_status(self) -> dict:
+        fields: dict = {}
         for output in self.outputs:
             fields.update(output.status())
         return fields
-
-    def welcome_fields(self) -> dict:
-        source = self.feed.source
-        fields = {
-            "version": protocol.PROTOCOL_VERSION,
-            "max_clients": self.settings.max_clients,
-            "heartbeat_ms": self.settings.heartbeat_interval_ms,
-            "source": source.name,
-        }
-        for name in ("width", "height", "fps"):
-            if getattr(source, name, None):
-                fields[name] = getattr(source, name)
-        return fields
-
-    def stats_message(self, subscription: Subscription) -> str:
-        fields = self.shared_fields()
-        del fields["frames"]
-        fields.update(
-            {
-                "sent": subscription.frames_sent,
-                "dropped": subscription.frames_dropped,
-                "window": subscription.window,
-            }
-        )
-        return protocol.stats_message(
-            len(self.hub.subscriptions), self.hub.fps(), self.hub.frames_published, fields
-        )
