@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import os
 import socket
+import ssl
 import struct
+import tempfile
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -32,7 +35,8 @@ HEARTBEAT_MS = 100
 # Resident memory may grow a little (allocator arenas, caches): far less than a leak per client.
 RSS_SLACK_BYTES = 32 * 1024 * 1024
 
-SERVERS = ["host", "firmware"]
+# "host-tls" is the host server behind wss:// (the firmware has no TLS).
+SERVERS = ["host", "host-tls", "firmware"]
 
 
 def handshake_request(path: str, host: str, extra_headers: tuple[str, ...] = ()) -> bytes:
@@ -48,14 +52,22 @@ class RawClient:
         self.writer = writer
 
     @classmethod
-    async def open(cls, url: str, receive_buffer_bytes: int | None = None) -> RawClient:
+    async def open(
+        cls, url: str, receive_buffer_bytes: int | None = None, tls: bool | None = None
+    ) -> RawClient:
+        """A TCP connection to `url`'s server, with TLS for wss:// (unless `tls` says otherwise)."""
         parts = urlsplit(url)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if receive_buffer_bytes:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
-        reader, writer = await asyncio.open_connection(sock=sock)
+        if tls is None:
+            tls = parts.scheme == "wss"
+        options = {"ssl": shared_tls().client, "server_hostname": parts.hostname} if tls else {}
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(sock=sock, **options), seconds(10)
+        )
         return cls(url, reader, writer)
 
     @classmethod
@@ -146,6 +158,10 @@ class RawClient:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.writer.transport.abort()
 
+    def half_close(self) -> None:
+        """Send a TCP FIN and keep reading (under TLS too, where write_eof() is refused)."""
+        self.writer.get_extra_info("socket").shutdown(socket.SHUT_WR)
+
     def close(self) -> None:
         self.writer.transport.abort()
 
@@ -155,6 +171,8 @@ class Watcher:
 
     def __init__(self, url: str, ssl_context=None) -> None:
         self.url = url
+        if ssl_context is None and url.startswith("wss:"):
+            ssl_context = shared_tls().client
         self.ssl_context = ssl_context
         self.frame_times: list[float] = []
         self.heartbeat: dict = {}
@@ -261,3 +279,20 @@ def self_signed_certificate(directory) -> tuple[str, str]:
             )
         )
     return certfile, keyfile
+
+
+class SelfSignedTls:
+    """A self-signed certificate for 127.0.0.1, and both sides' contexts for it."""
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="dronecam-tls-")
+        self.certfile, self.keyfile = self_signed_certificate(self.directory)
+        self.server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.server.load_cert_chain(self.certfile, self.keyfile)
+        self.client = ssl.create_default_context(cafile=self.certfile)
+
+
+@functools.cache
+def shared_tls() -> SelfSignedTls:
+    """One certificate for the whole run (making a key takes a moment)."""
+    return SelfSignedTls()

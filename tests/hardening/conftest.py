@@ -19,15 +19,15 @@ from support_hardening import (
     Watcher,
     process_resources,
     settle,
+    shared_tls,
 )
 
 
 class HostTarget:
     """The host server, in this process: its own books can be read directly."""
 
-    name = "host"
-
-    def __init__(self, server) -> None:
+    def __init__(self, server, name: str) -> None:
+        self.name = name
         self.server = server
         self.url = server.url
         self.handshake_timeout_s = HANDSHAKE_TIMEOUT_MS / 1000
@@ -121,15 +121,16 @@ class Bench:
 
 @pytest.fixture(params=SERVERS)
 async def bench(request):
-    if request.param == "host":
+    if request.param in ("host", "host-tls"):
         source = ListSource(synthetic_jpegs(30, 320, 240), fps=30)
         async with host_server(
             source,
             handshake_timeout_ms=HANDSHAKE_TIMEOUT_MS,
             stream_timeout_ms=STREAM_TIMEOUT_MS,
             heartbeat_interval_ms=HEARTBEAT_MS,
+            ssl_context=shared_tls().server if request.param == "host-tls" else None,
         ) as server:
-            target = HostTarget(server)
+            target = HostTarget(server, request.param)
             async with Watcher(target.url) as watcher:
                 yield Bench(target, watcher)
     else:

@@ -27,6 +27,7 @@ from support_hardening import (
     STREAM_TIMEOUT_MS,
     client_frame,
     handshake_request,
+    shared_tls,
 )
 
 ERROR_CODES = {"too_big", "unknown_command", "bad_argument"}
@@ -110,8 +111,11 @@ class ThreadedServer:
             stream_timeout_ms=STREAM_TIMEOUT_MS,
             heartbeat_interval_ms=HEARTBEAT_MS,
         )
-        if self.kind == "host":
-            context = host_server(ListSource(synthetic_jpegs(10, 320, 240)), **limits)
+        if self.kind in ("host", "host-tls"):
+            tls = shared_tls().server if self.kind == "host-tls" else None
+            context = host_server(
+                ListSource(synthetic_jpegs(10, 320, 240)), ssl_context=tls, **limits
+            )
         else:
             from support_firmware import firmware_server
 
@@ -155,7 +159,8 @@ class ThreadWatcher:
 
     def _run(self) -> None:
         try:
-            with connect(self.url, max_size=2**20) as ws:
+            tls = shared_tls().client if self.url.startswith("wss:") else None
+            with connect(self.url, max_size=2**20, ssl=tls) as ws:
                 self.ws = ws
                 self.connected.set()
                 for message in ws:
@@ -187,6 +192,8 @@ def raw_connection(url: str) -> socket.socket:
     """A socket after a valid handshake, its 101 response read."""
     parts = urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=seconds(5))
+    if parts.scheme == "wss":
+        sock = shared_tls().client.wrap_socket(sock, server_hostname=parts.hostname)
     sock.sendall(handshake_request(parts.path, parts.netloc))
     head = b""
     while b"\r\n\r\n" not in head:

@@ -4,7 +4,8 @@ straight to the transport (docs/architecture.md §Host server).
 Every frame is framed once by the hub; a connection that can write takes the newest frame and
 hands the same bytes to its transport. A connection whose kernel buffer is full is paused by
 asyncio (`pause_writing`) and skips to the newest frame when it drains (`resume_writing`):
-at most one partly written frame waits in user space per client.
+at most one partly written frame waits in user space per client. Under TLS the same bytes are
+encrypted on the way (outputs/tls.py) and written to the same TCP transport.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import hmac
 import logging
 import socket
+import ssl
 from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +32,7 @@ from ..core.compat import ticks_diff, ticks_ms
 from ..core.hub import Subscription
 from ..core.protocol import ProtocolError
 from .http import routes_of
+from .tls import TlsTransport
 
 if TYPE_CHECKING:
     from ..server.listener import StreamServer
@@ -52,7 +55,9 @@ class Connection(asyncio.Protocol):
             max_size=settings.max_message_bytes,
             logger=logging.getLogger("dronecam.websocket"),
         )
+        # The TCP transport, or under TLS that transport seen through the session.
         self.transport: asyncio.Transport | None = None
+        self.tls: TlsTransport | None = None
         self.subscription: Subscription | None = None
         self.peer = "?"
         self.opened_ms = ticks_ms()
@@ -67,17 +72,45 @@ class Connection(asyncio.Protocol):
         self.peer = "%s:%s" % peer[:2] if peer else "?"
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_SNDBUF, self.server.settings.send_buffer_bytes
-            )
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_SNDBUF, self.server.settings.send_buffer_bytes
+                )
+            except OSError:  # reset by the peer already: connection_lost follows
+                pass
         # Pause as soon as anything is left over, resume only once all of it is in the kernel.
         transport.set_write_buffer_limits(high=0, low=0)
+        context = self.server.settings.ssl_context
+        if context is not None:
+            self.transport = self.tls = TlsTransport(transport, context)
         self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.tls is not None:
+            if not self.tls.session.handshake_done and data.startswith(b"GET "):
+                self._refuse_plain_http()
+                return
+            try:
+                data = self.tls.receive(data)
+            except ssl.SSLError as error:
+                log.debug("[VideoStreamServer] dropping %s: TLS: %s", self.peer, error)
+                self.tls.abort()
+                return
+            if not data:
+                return
         self.ws.receive_data(data)
         self._handle_events()
+
+    def _refuse_plain_http(self) -> None:
+        """A ws:// client at a wss:// server: one line saying so, in plain HTTP it can read."""
+        assert self.tls is not None
+        body = b"This server speaks TLS: use wss://\n"
+        self.tls.tcp.write(
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self.tls.tcp.close()
 
     def eof_received(self) -> bool | None:
         self.ws.receive_eof()

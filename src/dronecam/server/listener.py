@@ -90,11 +90,8 @@ class StreamServer:
             lambda: Connection(self),
             self.settings.host,
             self.settings.port,
-            ssl=self.settings.ssl_context,
-            # The TLS handshake comes before connection_made, out of check_timeouts' sight.
-            ssl_handshake_timeout=(
-                self.settings.handshake_timeout_ms / 1000 if self.settings.ssl_context else None
-            ),
+            # No ssl=: TLS is each connection's own (outputs/tls.py), its handshake timed
+            # by check_timeouts like the WebSocket one.
             reuse_address=True,
             backlog=1024,
         )
