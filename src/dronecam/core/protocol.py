@@ -121,7 +121,8 @@ def parse_command(text: str):
 
 
 def _number(word: str, low: int, high: int) -> int:
-    if word.isdigit() and len(word) <= 6:
+    # Not str.isdigit(): CPython's takes "²", which int() refuses.
+    if word and len(word) <= 6 and all(c in "0123456789" for c in word):
         value = int(word)
         if low <= value <= high:
             return value
