@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..core import protocol
+from .nats import add_nats_options, make_nats_outputs
 from .outputs import add_output_options, make_outputs
 
 
@@ -25,7 +26,7 @@ def add_serve(commands) -> None:
         "--source",
         default="synthetic:",
         help="camera URI: synthetic: (default), v4l2:/dev/video0, opencv:0, file:PATH, "
-        "picamera2:, ws://HOST:PORT/ws (relay); see docs/sources.md",
+        "picamera2:, ws://HOST:PORT/ws (relay), nats://HOST:PORT/NAME (edge); see docs/sources.md",
     )
     parser.add_argument(
         "--max-clients",
@@ -88,6 +89,7 @@ def add_serve(commands) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection event")
     _add_access(parser)
     add_output_options(parser)
+    add_nats_options(parser)
     parser.set_defaults(run=_run_serve)
 
 
@@ -171,7 +173,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             viewer_html=_viewer_html() if args.viewer else None,
             **_access_settings(args),
         )
-        outputs = make_outputs(args)
+        outputs = make_outputs(args) + make_nats_outputs(args)
     except (SourceError, ValueError) as error:
         print("dronecam: %s" % error, file=sys.stderr)
         return 2
@@ -184,7 +186,13 @@ def _run_serve(args: argparse.Namespace) -> int:
     )
 
     async def serve() -> None:
-        await server.feed.open()
+        try:
+            await server.feed.open()
+        except SourceError:
+            if not getattr(source, "retries_at_start", False):
+                raise
+            # An edge may start before NATS: it serves the waiting state meanwhile; the feed
+            # retries and says so, once.
         await server.serve_forever()
 
     loop_factory = None

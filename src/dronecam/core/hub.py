@@ -77,6 +77,7 @@ class Subscription:
         self.frames_dropped = 0
         self.window = 0
         self.unacknowledged = 0
+        self.client = True
         self.last_take_ms = ticks_ms()
         self._seen_waiting = False
 
@@ -140,6 +141,7 @@ class Hub:
         self.latest: Frame | None = None
         self.frames_published = 0
         self.subscriptions: list[Subscription] = []
+        self.clients = 0
         self.rate = RateMeter()
 
     def publish(self, jpeg, capture_us: int):
@@ -158,15 +160,24 @@ class Hub:
             subscription.on_frame()
         return frame
 
-    def subscribe(self, on_frame) -> Subscription:
-        """Register a consumer; `on_frame()` is called on each publish and must not block."""
+    def subscribe(self, on_frame, client: bool = True) -> Subscription:
+        """Register a consumer; `on_frame()` is called on each publish and must not block.
+
+        A stream output (a publisher, an encoder) passes `client=False`: it takes frames like
+        a client but does not count in `clients` (nor against MAX_CLIENTS).
+        """
         subscription = Subscription(self, on_frame)
+        subscription.client = client
         self.subscriptions.append(subscription)
+        if client:
+            self.clients += 1
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         if subscription in self.subscriptions:
             self.subscriptions.remove(subscription)
+            if subscription.client:
+                self.clients -= 1
 
     def fps(self) -> float:
         return self.rate.update()

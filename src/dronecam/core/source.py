@@ -167,10 +167,12 @@ class Feed:
             self.hub.publish(jpeg, capture_us)
 
     def _fault(self, state: str, message: str) -> None:
+        repeated = state == self.state and message == self.last_error
         self.state = state
         self.last_error = message
         self.restarts += 1
-        self.log("[Camera] %s: %s; re-initialising" % (state, message))
+        if not repeated:  # a camera that stays away is said once, not once per try
+            self.log("[Camera] %s: %s; re-initialising" % (state, message))
 
     async def _close(self) -> None:
         if self._opened:
@@ -189,4 +191,7 @@ class Feed:
         }
         if self.state != CAMERA_OK and self.last_error:
             status["camera_error"] = self.last_error
+        source_status = getattr(self.source, "status", None)
+        if source_status is not None:  # a relay or an edge: its upstream's state
+            status.update(source_status())
         return status

@@ -82,7 +82,7 @@ class ServerStatus:
 
     def heartbeat_message(self) -> str:
         hub = self.hub
-        return protocol.heartbeat_message(hub.fps(), len(hub.subscriptions), self.shared_fields())
+        return protocol.heartbeat_message(hub.fps(), hub.clients, self.shared_fields())
 
     def stats_message(self, subscription) -> str:
         fields = self.shared_fields()
@@ -91,9 +91,7 @@ class ServerStatus:
         fields["dropped"] = subscription.frames_dropped
         fields["window"] = subscription.window
         hub = self.hub
-        return protocol.stats_message(
-            len(hub.subscriptions), hub.fps(), hub.frames_published, fields
-        )
+        return protocol.stats_message(hub.clients, hub.fps(), hub.frames_published, fields)
 
     def answer(self, text: str, subscription):
         """The reply to a client's command and whether its credit changed (core/commands.py)."""
@@ -101,7 +99,7 @@ class ServerStatus:
 
     # Joining and leaving (§4).
     def is_full(self) -> bool:
-        return len(self.hub.subscriptions) >= self.max_clients
+        return self.hub.clients >= self.max_clients
 
     def refusal(self, peer: str):
         """Turning away a client over MAX_CLIENTS: (log line, error message, close code, reason)."""
@@ -117,7 +115,7 @@ class ServerStatus:
     def connected_line(self, peer: str) -> str:
         return "client %s connected, %d of %d" % (
             peer,
-            len(self.hub.subscriptions),
+            self.hub.clients,
             self.max_clients,
         )
 
@@ -126,7 +124,7 @@ class ServerStatus:
             peer,
             subscription.frames_sent,
             subscription.frames_dropped,
-            len(self.hub.subscriptions),
+            self.hub.clients,
         )
 
     # The stream timeout (§1): checked once per heartbeat.

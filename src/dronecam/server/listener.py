@@ -7,6 +7,7 @@ client, and runs the timeouts (docs/architecture.md §Host server).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import resource
 from collections.abc import Callable, Sequence
@@ -159,6 +160,15 @@ class StreamServer:
             connection.write_framed(message)
         if self.on_heartbeat is not None:
             self.on_heartbeat(text)
+
+    def status_fields(self) -> dict:
+        """What a heartbeat says, the source's description, and where to connect (a publisher's)."""
+        fields = json.loads(self.status.welcome_message())
+        del fields["type"], fields["message"]
+        fields.update(json.loads(self.status.heartbeat_message()))
+        del fields["type"]
+        fields["url"] = self.url
+        return fields
 
     def _outputs_status(self) -> dict:
         fields: dict = {}

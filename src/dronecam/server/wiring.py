@@ -27,7 +27,11 @@ def build_server(
         outputs: server-wide outputs (encoders, publishers) started and stopped with it.
     """
     feed = Feed(source, Hub(), feed_settings, log=log or print)
-    return StreamServer(feed, settings, outputs=outputs)
+    server = StreamServer(feed, settings, outputs=outputs)
+    for output in outputs:
+        if hasattr(output, "describe"):  # a publisher says what the server says, and its URL
+            output.describe = server.status_fields  # type: ignore[attr-defined]
+    return server
 
 
 @contextlib.asynccontextmanager

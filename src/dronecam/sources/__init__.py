@@ -41,6 +41,7 @@ _KINDS = {
     "picamera2": ("picam", "PiCamera"),
     "ws": ("relay", "RelaySource"),
     "wss": ("relay", "RelaySource"),
+    "nats": ("nats", "NatsSource"),
 }
 
 
@@ -54,9 +55,9 @@ def make_source(uri: str, settings: SourceSettings | None = None):
     if not colon or kind not in _KINDS:
         raise SourceError(
             "unknown source %r: use synthetic:, v4l2:/dev/video0, opencv:0, file:PATH, "
-            "picamera2: or ws://HOST:PORT/ws (docs/sources.md)" % uri
+            "picamera2:, ws://HOST:PORT/ws or nats://HOST:PORT/NAME (docs/sources.md)" % uri
         )
     module_name, factory = _KINDS[kind]
     module = import_module("." + module_name, __name__)
-    target = uri if kind in ("ws", "wss") else argument
+    target = uri if kind in ("ws", "wss", "nats") else argument
     return getattr(module, factory)(target, settings or SourceSettings())

@@ -1,0 +1,175 @@
+"""What the NATS publisher, the NATS source and the fleet commands share (docs/nats.md).
+
+Subjects per camera, the replay stream's name, which payloads are dronecam frames, and the
+`nats://` URL with its credentials, which are kept out of every URL that is shown or logged.
+nats-py is imported only by the code that connects (the `nats` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .core.protocol import check_jpeg, read_tag
+
+PREFIX = "dronecam"
+ALL_STATUS = PREFIX + ".*.status"
+ALL_CAMERAS = "*"
+CAMERA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+DEFAULT_PORT = 4222
+EXTRA_HINT = "NATS needs nats-py: pip install 'dronecam[nats]'"
+
+
+class BusError(Exception):
+    """A NATS URL, credential or camera name that cannot be used, worded for the user."""
+
+
+def frames_subject(name: str) -> str:
+    return "%s.%s.frames" % (PREFIX, name)
+
+
+def status_subject(name: str) -> str:
+    return "%s.%s.status" % (PREFIX, name)
+
+
+def snapshot_subject(name: str) -> str:
+    """Requests on it are answered with the camera's newest frame (no stream joined)."""
+    return "%s.%s.snapshot" % (PREFIX, name)
+
+
+def replay_stream(name: str) -> str:
+    """The JetStream stream that keeps the camera's last seconds (`--replay`)."""
+    return "DRONECAM_%s" % name
+
+
+def camera_of(subject: str) -> str:
+    """The camera name in `dronecam.NAME.frames` or `.status`."""
+    return subject.split(".")[1]
+
+
+def check_name(name: str) -> str:
+    if not CAMERA_NAME.match(name):
+        raise BusError(
+            "camera name %r: use 1-64 letters, digits, - or _ (it is part of NATS subjects)" % name
+        )
+    return name
+
+
+def is_dronecam_frame(payload: bytes, max_bytes: int) -> bool:
+    """A tagged JPEG that may be served; anything else on a frames subject is foreign."""
+    return read_tag(payload) is not None and check_jpeg(payload, max_bytes) is None
+
+
+class NatsAddress:
+    """A `nats://[USER:PASSWORD@|TOKEN@]HOST[:PORT][,HOST:PORT...][/CAMERA]` URL, parsed.
+
+    `tls://` (or a CA/certificate in the environment) means TLS. Credentials may also come from
+    $NATS_USER/$NATS_PASSWORD, $NATS_TOKEN or $NATS_CREDS (a .creds file); TLS files from
+    $NATS_CA, $NATS_CERT and $NATS_KEY. `shown` is the URL without any of them.
+    """
+
+    def __init__(self, url: str, environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        parts = urlsplit(url)
+        if parts.scheme not in ("nats", "tls") or not parts.netloc:
+            raise BusError("not a NATS URL: use nats://HOST:PORT or tls://HOST:PORT (docs/nats.md)")
+        self.scheme = parts.scheme
+        credentials, _, hosts = parts.netloc.rpartition("@")
+        self.hosts: list[str] = []
+        for host in hosts.split(","):
+            name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
+            if not colon:
+                name, port = host, str(DEFAULT_PORT)
+            if not name or not port.isdigit() or not 0 < int(port) < 65536:
+                raise BusError("bad NATS server address %r: use HOST:PORT" % host)
+            self.hosts.append("%s:%s" % (name, port))
+        self.camera = parts.path.strip("/") or None
+        if self.camera is not None and self.camera != ALL_CAMERAS:
+            check_name(self.camera)
+        user, colon, password = credentials.partition(":")
+        self.user = unquote(user) if colon else env.get("NATS_USER")
+        self.password = unquote(password) if colon else env.get("NATS_PASSWORD")
+        self.token = unquote(user) if credentials and not colon else env.get("NATS_TOKEN")
+        if credentials and not colon:
+            self.user = self.password = None
+        self.creds_file = env.get("NATS_CREDS")
+        self.ca_file = env.get("NATS_CA")
+        self.cert_file = env.get("NATS_CERT")
+        self.key_file = env.get("NATS_KEY")
+        self.tls = self.scheme == "tls" or bool(self.ca_file or self.cert_file)
+
+    @property
+    def shown(self) -> str:
+        """The URL for logs and messages: no user, password or token."""
+        return "%s://%s%s" % (
+            self.scheme,
+            ",".join(self.hosts),
+            "/" + self.camera if self.camera else "",
+        )
+
+    @property
+    def server(self) -> str:
+        """The URL without the camera: nats://HOST:PORT (still no credentials)."""
+        return "%s://%s" % (self.scheme, ",".join(self.hosts))
+
+    def with_camera(self, camera: str) -> NatsAddress:
+        copy = NatsAddress.__new__(NatsAddress)
+        copy.__dict__.update(self.__dict__)
+        copy.camera = check_name(camera)
+        return copy
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for `nats.connect`: servers without credentials, then those apart.
+
+        Raises:
+            BusError: a TLS file that cannot be loaded.
+        """
+        servers = ["%s://%s" % (self.scheme, host) for host in self.hosts]
+        options: dict[str, Any] = {"servers": servers}
+        if self.user is not None:
+            options["user"] = self.user
+            options["password"] = self.password or ""
+        if self.token:
+            options["token"] = self.token
+        if self.creds_file:
+            options["user_credentials"] = self.creds_file
+        try:
+            context = self.ssl_context()
+        except (OSError, ssl.SSLError) as error:
+            raise BusError("cannot load the NATS TLS files: %s" % error) from None
+        if context is not None:
+            options["tls"] = context
+            options["tls_hostname"] = self.hosts[0].rpartition(":")[0]
+        return options
+
+
+def import_nats():
+    """The nats-py package.
+
+    Raises:
+        BusError: the `nats` extra is not installed.
+    """
+    try:
+        import nats
+    except ImportError:
+        raise BusError(EXTRA_HINT) from None
+    return nats
+
+
+def describe_error(error: BaseException) -> str:
+    """An exception from nats-py as a few words (they may be empty or repeat the class)."""
+    text = str(error).strip()
+    if text.startswith("nats: "):
+        text = text[len("nats: ") :]
+    return text or type(error).__name__

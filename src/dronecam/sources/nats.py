@@ -1,0 +1,167 @@
+"""`nats://HOST:PORT/NAME`: a camera published on NATS as this server's source (an edge).
+
+The subscription hands each message to a one-frame slot (newest wins) and keeps nats-py's own
+pending queue to two frames' bytes, so the client always reads its socket promptly and the NATS
+server never cuts it off as a slow consumer. Messages that are not tagged dronecam JPEGs are
+counted and never served. nats-py reconnects to any node of the cluster by itself; the feed's
+watchdog covers a camera that stops publishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from .. import bus
+from ..core.protocol import MAX_FRAME_SIZE
+from ..core.source import SourceError
+from .slot import FrameSlot
+
+log = logging.getLogger("dronecam.nats")
+
+# nats-py's queue in front of the slot: two frames' bytes, a few small messages more.
+PENDING_FRAMES = 2
+PENDING_MESSAGES = 4
+
+
+class NatsSource:
+    """Frames of one camera from NATS, newest first; its publisher's status as `upstream`."""
+
+    def __init__(
+        self,
+        url: str | bus.NatsAddress,
+        settings=None,
+        open_timeout_s: float = 1.5,
+        max_frame_bytes: int = MAX_FRAME_SIZE,
+    ) -> None:
+        try:
+            self.address = url if isinstance(url, bus.NatsAddress) else bus.NatsAddress(url)
+        except bus.BusError as error:
+            raise SourceError(str(error)) from None
+        if self.address.camera in (None, bus.ALL_CAMERAS):
+            raise SourceError(
+                "%s names no camera: use nats://HOST:PORT/NAME (docs/nats.md)" % self.address.shown
+            )
+        self.camera: str = self.address.camera  # type: ignore[assignment]
+        self.name = "nats:%s" % self.address.shown
+        self.open_timeout_s = open_timeout_s
+        self.max_frame_bytes = max_frame_bytes
+        self.width: int | None = None
+        self.height: int | None = None
+        self.fps: float | None = None
+        self.upstream: dict = {}
+        self.foreign = 0
+        self.skipped = 0
+        self.received = 0
+        self.state = "closed"
+        self._client = None
+        self._slot: FrameSlot | None = None
+        self._connect_error: BaseException | None = None
+        # The CLI lets the feed retry a first open that fails: an edge may start before NATS.
+        self.retries_at_start = True
+
+    async def open(self) -> None:
+        try:
+            nats = bus.import_nats()
+            options = self.address.connect_options()
+        except bus.BusError as error:
+            raise SourceError(str(error)) from None
+        self._slot = FrameSlot()
+        self._connect_error: BaseException | None = None
+        try:
+            client = await asyncio.wait_for(
+                nats.connect(
+                    name="dronecam-edge-%s" % self.camera,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.1,
+                    connect_timeout=max(1, int(self.open_timeout_s)),
+                    ping_interval=5,
+                    max_outstanding_pings=2,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    **options,
+                ),
+                self.open_timeout_s,
+            )
+        except (TimeoutError, Exception) as error:
+            # nats-py retries inside connect(); its last error says more than our timeout.
+            reason = self._connect_error or error
+            raise SourceError(
+                "cannot reach NATS at %s (%s)" % (self.address.server, bus.describe_error(reason))
+            ) from None
+        self._client = client
+        self.state = "connected"
+        await client.subscribe(
+            bus.frames_subject(self.camera),
+            cb=self._on_frame,
+            pending_msgs_limit=PENDING_MESSAGES,
+            pending_bytes_limit=PENDING_FRAMES * (self.max_frame_bytes + 1024),
+        )
+        await client.subscribe(bus.status_subject(self.camera), cb=self._on_status)
+
+    async def _on_frame(self, message) -> None:
+        payload = message.data
+        if not bus.is_dronecam_frame(payload, self.max_frame_bytes):
+            self.foreign += 1
+            return
+        self.received += 1
+        assert self._slot is not None
+        self._slot.put(payload)
+
+    async def _on_status(self, message) -> None:
+        try:
+            status = json.loads(message.data)
+        except ValueError:
+            self.foreign += 1
+            return
+        if isinstance(status, dict):
+            self.upstream = status
+            for name in ("width", "height", "fps"):
+                if getattr(self, name) is None and isinstance(status.get(name), int | float):
+                    setattr(self, name, status[name])
+
+    async def _on_error(self, error: Exception) -> None:
+        from nats.errors import SlowConsumerError
+
+        if isinstance(error, SlowConsumerError):
+            self.skipped += 1
+        else:
+            self._connect_error = error
+            log.debug("[NATS] edge %s: %s", self.camera, bus.describe_error(error))
+
+    async def _on_disconnected(self) -> None:
+        if self.state == "connected":
+            log.warning("[NATS] edge lost %s; reconnecting", self.address.server)
+        self.state = "reconnecting"
+
+    async def _on_reconnected(self) -> None:
+        self.state = "connected"
+        log.info("[NATS] edge reconnected to %s", self.address.server)
+
+    async def read(self) -> bytes:
+        assert self._slot is not None, "open() the source first"
+        payload = await self._slot.take()
+        return payload  # type: ignore[return-value]
+
+    def status(self) -> dict:
+        """The upstream's state for heartbeats, as the relay reports it."""
+        skipped = self.skipped + (self._slot.overwritten if self._slot else 0)
+        fields = {
+            "upstream": self.state,
+            "upstream_camera": self.upstream.get("camera", "unknown"),
+            "upstream_skipped": skipped,
+            "upstream_foreign": self.foreign,
+        }
+        return fields
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        self.state = "closed"
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.close(), 2)
+            except (TimeoutError, Exception):  # the link may be dead already
+                pass
