@@ -54,7 +54,7 @@ async def test_killing_a_node_costs_the_edge_viewers_under_two_seconds(cluster, 
         assert await frame_rate(first, seconds(1)) >= 20
         if victim == "publisher's node":
             assert publisher_of(camera).state == "connected"
-        assert relay.client_count() == 2
+        assert relay.hub.clients == 2
         assert first.stats.reconnects == second.stats.reconnects == 0
 
 

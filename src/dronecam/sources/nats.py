@@ -68,7 +68,7 @@ class NatsSource:
         except bus.BusError as error:
             raise SourceError(str(error)) from None
         self._slot = FrameSlot()
-        self._connect_error: BaseException | None = None
+        self._connect_error = None
         try:
             client = await asyncio.wait_for(
                 nats.connect(
