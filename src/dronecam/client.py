@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from .core import protocol
 from .core.hub import RateMeter
+from .core.telemetry import Telemetry, read_telemetry
 
 log = logging.getLogger("dronecam.client")
 
@@ -39,10 +40,14 @@ class StreamError(Exception):
     """The stream cannot go on: the message says why and what to do."""
 
 
-class ReceivedFrame:
-    """One JPEG as received, with what its tag tells: seq, capture time, latency, gap."""
+_NOT_READ = object()
 
-    __slots__ = ("capture_us", "gap", "jpeg", "latency_ms", "received_us", "seq")
+
+class ReceivedFrame:
+    """One JPEG as received, with what its tag tells: seq, capture time, latency, gap, and
+    the drone's state at its capture (`telemetry`, docs/protocol.md §5.3)."""
+
+    __slots__ = ("_telemetry", "capture_us", "gap", "jpeg", "latency_ms", "received_us", "seq")
 
     def __init__(
         self,
@@ -59,6 +64,16 @@ class ReceivedFrame:
         self.received_us = received_us
         self.latency_ms = latency_ms
         self.gap = gap
+        self._telemetry: Any = _NOT_READ
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        """The drone's state when this frame was captured; None if the server heard no
+        flight controller (or its telemetry is older than the server's limit)."""
+        if self._telemetry is _NOT_READ:
+            self._telemetry = read_telemetry(self.jpeg)
+        result: Telemetry | None = self._telemetry
+        return result
 
     def __repr__(self) -> str:
         latency = "?" if self.latency_ms is None else "%.1f ms" % self.latency_ms

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..core import protocol
+from .mavlink import add_mavlink_options, mavlink_settings
 from .nats import add_nats_options, make_nats_outputs
 from .outputs import add_output_options, make_outputs
 
@@ -90,6 +91,7 @@ def add_serve(commands) -> None:
     _add_access(parser)
     add_output_options(parser)
     add_nats_options(parser)
+    add_mavlink_options(parser)
     parser.set_defaults(run=_run_serve)
 
 
@@ -156,6 +158,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 def _run_serve(args: argparse.Namespace) -> int:
     from ..core.source import FeedSettings, SourceError
     from ..server import ServerSettings, build_server
+    from ..server.mavlink_link import MavlinkLinkError
     from ..sources import SourceSettings, make_source
 
     width, height = _parse_size(args.size)
@@ -174,6 +177,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             **_access_settings(args),
         )
         outputs = make_outputs(args) + make_nats_outputs(args)
+        mavlink = mavlink_settings(args)
     except (SourceError, ValueError) as error:
         print("dronecam: %s" % error, file=sys.stderr)
         return 2
@@ -183,6 +187,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         FeedSettings(max_frame_bytes=args.max_frame_bytes),
         log=logging.getLogger("dronecam.camera").info,
         outputs=outputs,
+        mavlink=mavlink,
     )
 
     async def serve() -> None:
@@ -206,7 +211,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(serve())
-    except SourceError as error:
+    except (SourceError, MavlinkLinkError) as error:
         print("dronecam: %s" % error, file=sys.stderr)
         return 1
     except OSError as error:

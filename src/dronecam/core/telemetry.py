@@ -132,17 +132,21 @@ def _segment_fields(jpeg, offset):
 
 
 def find_telemetry(jpeg) -> int:
-    """The offset of the first telemetry segment among the comments after SOI, or -1.
+    """The offset of the first telemetry segment among the segments after SOI, or -1.
 
     Frame tags and telemetry segments are COM segments right after SOI; a relay puts its
-    own tag (and telemetry, if it has any) in front, so the first one found is the nearest hop's.
+    own tag (and telemetry, if it has any) in front, so the first one found is the nearest
+    hop's. APPn segments (a photo's EXIF, JFIF) before it are skipped.
     """
     size = len(jpeg)
     if size < 4 or jpeg[0] & 0xFF != 0xFF or jpeg[1] & 0xFF != 0xD8:
         return -1
     offset = 2
     for _ in range(16):
-        if offset + 4 > size or jpeg[offset] & 0xFF != 0xFF or jpeg[offset + 1] & 0xFF != 0xFE:
+        if offset + 4 > size or jpeg[offset] & 0xFF != 0xFF:
+            return -1
+        marker = jpeg[offset + 1] & 0xFF
+        if marker != 0xFE and not 0xE0 <= marker <= 0xEF:
             return -1
         length = (jpeg[offset + 2] & 0xFF) << 8 | jpeg[offset + 3] & 0xFF
         if (
