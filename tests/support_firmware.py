@@ -29,6 +29,9 @@ DEVICE_FILES = {
     "dronecam/core/hub.py",
     "dronecam/core/source.py",
     "dronecam/core/status.py",
+    "dronecam/core/clock.py",
+    "dronecam/core/mavlink.py",
+    "dronecam/core/telemetry.py",
 }
 
 _shared: dict[str, Path] = {}

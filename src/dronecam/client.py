@@ -10,7 +10,6 @@ async with StreamClient("ws://192.168.4.1/ws") as client:
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import logging
 import socket
@@ -24,16 +23,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from .core import protocol
+from .core.clock import ClockOffset, now_us
 from .core.hub import RateMeter
 from .core.telemetry import Telemetry, read_telemetry
 
 log = logging.getLogger("dronecam.client")
-
-CLOCK_SAMPLES = 8
-
-
-def monotonic_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 class StreamError(Exception):
@@ -136,30 +130,6 @@ class ClientStats:
         return ordered[min(len(ordered) - 1, int(percentile / 100 * len(ordered)))]
 
 
-class ClockSync:
-    """Server clock minus local clock, from timed `clock` round trips (lowest delay wins)."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[int, int]] = []  # (round trip us, offset us), sorted
-        self.sent_us: int | None = None
-
-    def sent(self) -> None:
-        self.sent_us = monotonic_us()
-
-    def received(self, server_us: int) -> None:
-        if self.sent_us is None:
-            return
-        now = monotonic_us()
-        round_trip = now - self.sent_us
-        bisect.insort(self.samples, (round_trip, server_us - (self.sent_us + now) // 2))
-        del self.samples[CLOCK_SAMPLES:]
-        self.sent_us = None
-
-    @property
-    def offset_us(self) -> int | None:
-        return self.samples[0][1] if self.samples else None
-
-
 class StreamClient:
     """A connection to a dronecam stream, iterated with `async for`.
 
@@ -193,7 +163,7 @@ class StreamClient:
         self.open_timeout_s = open_timeout_s
         self.receive_buffer_bytes = receive_buffer_bytes
         self.stats = ClientStats()
-        self.clock = ClockSync()
+        self.clock = ClockOffset()
         self.welcome: dict[str, Any] = {}
         self._ws: ClientConnection | None = None
         self._last_seq = 0
@@ -322,7 +292,7 @@ class StreamClient:
             yield frame
 
     def _on_frame(self, message: bytes) -> ReceivedFrame | None:
-        received_us = monotonic_us()
+        received_us = now_us()
         tag = protocol.read_tag(message)
         if tag is None:  # an untagged server (another implementation): count it all the same
             seq, capture_us = self._last_seq + 1, 0

@@ -166,8 +166,24 @@ def check_status(status_module, source_module, hub_module, protocol):
     ]
 
 
+def check_clock(clock):
+    """The offset comes from the round trip with the least delay, halfway through it."""
+    offset = clock.ClockOffset()
+    assert offset.offset_us is None
+    offset.add(100, 500, 10_000)
+    offset.add(1000, 1100, 11_000)  # faster: wins
+    offset.add(2000, 2900, 0)
+    assert offset.offset_us == 11_000 - 1050 and offset.round_trip_us == 100
+    offset.received(5)  # no request in flight
+    assert offset.offset_us == 9950
+    offset.sent()
+    start = clock.now_us()
+    offset.received(start)
+    assert offset.sent_us is None and offset.round_trip_us >= 0
+
+
 def run(vectors):
-    from dronecam.core import hub, protocol, source, status, websocket
+    from dronecam.core import clock, hub, protocol, source, status, websocket
     from dronecam.core.compat import ticks_ms
 
     check_handshakes(vectors, websocket)
@@ -175,6 +191,7 @@ def run(vectors):
     check_protocol(vectors, protocol)
     check_hub(hub, protocol, ticks_ms)
     check_status(status, source, hub, protocol)
+    check_clock(clock)
     return len(vectors["requests"]) + len(vectors["client_frames"]) + len(vectors["messages"])
 
 

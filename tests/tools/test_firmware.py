@@ -84,7 +84,19 @@ def test_deploy_makes_exactly_these_mpremote_calls():
         ["dronecam/__init__.py"]
         + [
             "dronecam/core/%s.mpy" % n
-            for n in ("__init__", "commands", "compat", "hub", "protocol", "source", "websocket")
+            for n in (
+                "__init__",
+                "clock",
+                "commands",
+                "compat",
+                "hub",
+                "mavlink",
+                "protocol",
+                "source",
+                "status",
+                "telemetry",
+                "websocket",
+            )
         ]
     )
     # Stale sources of precompiled modules would shadow the .mpy files: the cleanup removes them.

@@ -9,14 +9,9 @@ from __future__ import annotations
 import base64
 import os
 import struct
-import time
 from urllib.parse import urlsplit
 
 from ..core.websocket import OP_PONG, OP_TEXT, accept_key
-
-
-def now_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 def client_frame(
@@ -80,17 +75,3 @@ def check_handshake(response: bytes, accept: bytes) -> None:
     answers = [v.strip() for k, v in headers.items() if k.lower() == "sec-websocket-accept"]
     if answers != [accept.decode()]:
         raise ConnectionError("handshake answered with a wrong Sec-WebSocket-Accept")
-
-
-class ClockProbe:
-    """The server clock's offset from ours, from the `clock` round trip with the least delay."""
-
-    def __init__(self) -> None:
-        self.offset_us = 0
-        self.rtt_us = -1
-
-    def add(self, sent_us: int, received_us: int, server_us: int) -> None:
-        rtt = received_us - sent_us
-        if self.rtt_us < 0 or rtt < self.rtt_us:
-            self.rtt_us = rtt
-            self.offset_us = server_us - (sent_us + received_us) // 2

@@ -17,7 +17,8 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from ...core import protocol
-from ..wire import ClockProbe, check_handshake, handshake_request, masked_pong, masked_text, now_us
+from ...core.clock import ClockOffset, now_us
+from ..wire import check_handshake, handshake_request, masked_pong, masked_text
 
 CONNECT_CONCURRENCY = 64
 CLOCK_PROBES = 20
@@ -30,7 +31,7 @@ class Window:
         self.open = False
         self.closed = False
         self.latencies = array("q")  # receive time minus capture time, local minus server clock
-        self.clock = ClockProbe()
+        self.clock = ClockOffset()
 
 
 class LeanClient(asyncio.Protocol):
@@ -246,8 +247,8 @@ async def run_clients(job: dict[str, Any], report, start_at, end_at) -> dict[str
         "errors": errors[:3],
         "slow": [slow.figures(s) for slow, s in zip(slows, slow_seconds, strict=True)],
         "latencies_us": window.latencies.tobytes(),
-        "clock_offset_us": window.clock.offset_us,
-        "clock_rtt_us": window.clock.rtt_us,
+        "clock_offset_us": window.clock.offset_us or 0,
+        "clock_rtt_us": window.clock.round_trip_us,
         "cpu_s": cpu_s,
         "seconds": seconds,
     }

@@ -11,7 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...core import protocol
-from ..wire import ClockProbe, check_handshake, handshake_request, masked_text, now_us
+from ...core.clock import ClockOffset, now_us
+from ..wire import check_handshake, handshake_request, masked_text
 
 
 class SlowClient:
@@ -28,7 +29,7 @@ class SlowClient:
         self.rcvbuf = rcvbuf
         self.sock: socket.socket | None = None
         self.pending = bytearray()
-        self.clock = ClockProbe()
+        self.clock = ClockOffset()
         self.connected_s = 0.0
         self.lags: list[tuple[float, float]] = []  # (seconds since connect, lag ms)
         self.frames = 0
@@ -96,7 +97,7 @@ class SlowClient:
         if tag is None:
             raise ConnectionError("a frame without a dronecam tag")
         self.frames += 1
-        lag_ms = (now_us() + self.clock.offset_us - tag[1]) / 1000
+        lag_ms = (now_us() + (self.clock.offset_us or 0) - tag[1]) / 1000
         self.lags.append((time.monotonic() - self.connected_s, lag_ms))
         if self.credit_granted:
             await loop.sock_sendall(self.sock, masked_text(protocol.ACK))

@@ -23,7 +23,8 @@ from pathlib import Path
 import psutil
 import websockets
 
-from dronecam.client import StreamClient, monotonic_us
+from dronecam.client import StreamClient
+from dronecam.core.clock import ClockOffset, now_us
 from dronecam.core.hub import build_frame
 from dronecam.core.protocol import read_tags
 from dronecam.sources.jpeg import encode_yuv420, encode_yuyv
@@ -62,20 +63,18 @@ async def _serve(source: str, port: int) -> asyncio.subprocess.Process:
 
 async def _clock_offset_us(url: str, samples: int = 40) -> int:
     """The server's clock minus ours, from the `clock` round trip with the least delay."""
-    best: tuple[int, int] | None = None
+    clock = ClockOffset()
     async with websockets.connect(url, max_size=None, compression=None) as ws:
         for _ in range(samples):
-            sent_us = monotonic_us()
+            sent_us = now_us()
             await ws.send("clock")
             while True:
                 message = await ws.recv()
                 if isinstance(message, str) and '"clock"' in message:
                     break
-            now_us = monotonic_us()
-            sample = (now_us - sent_us, json.loads(message)["server_us"] - (sent_us + now_us) // 2)
-            best = min(best or sample, sample)
-    assert best is not None
-    return best[1]
+            clock.add(sent_us, now_us(), json.loads(message)["server_us"])
+    assert clock.offset_us is not None
+    return clock.offset_us
 
 
 async def _hop_latencies(urls: list[str], seconds: float) -> list[list[float]]:
