@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import AsyncIterator
+from importlib.resources import files
 from pathlib import Path
 
 from dronecam.tools.firmware import HostFirmware, build_bundle
 from support import seconds, synthetic_jpegs
 
-# What build_bundle writes: the device layout, and no host stand-ins.
+# What build_bundle writes: the device layout, every core module, and no host stand-ins.
+CORE_DIR = Path(str(files("dronecam") / "core"))
 DEVICE_FILES = {
     "boot.py",
     "main.py",
@@ -21,17 +23,7 @@ DEVICE_FILES = {
     "frame_ring.py",
     "stream_server.py",
     "dronecam/__init__.py",
-    "dronecam/core/__init__.py",
-    "dronecam/core/commands.py",
-    "dronecam/core/compat.py",
-    "dronecam/core/protocol.py",
-    "dronecam/core/websocket.py",
-    "dronecam/core/hub.py",
-    "dronecam/core/source.py",
-    "dronecam/core/status.py",
-    "dronecam/core/clock.py",
-    "dronecam/core/mavlink.py",
-    "dronecam/core/telemetry.py",
+    *("dronecam/core/%s" % path.name for path in CORE_DIR.glob("*.py")),
 }
 
 _shared: dict[str, Path] = {}

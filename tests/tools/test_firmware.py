@@ -9,7 +9,7 @@ import websockets
 from dronecam.tools import firmware as firmware_host
 from dronecam.tools.firmware import FirmwareError, HostFirmware, build_bundle, deploy, precompile
 from support import seconds
-from support_firmware import DEVICE_FILES, shared_dir
+from support_firmware import CORE_DIR, DEVICE_FILES, shared_dir
 
 
 def test_bundle_has_the_device_layout_and_no_host_stand_ins(tmp_path):
@@ -82,22 +82,7 @@ def test_deploy_makes_exactly_these_mpremote_calls():
     )
     assert recorder.copied_tree == sorted(
         ["dronecam/__init__.py"]
-        + [
-            "dronecam/core/%s.mpy" % n
-            for n in (
-                "__init__",
-                "clock",
-                "commands",
-                "compat",
-                "hub",
-                "mavlink",
-                "protocol",
-                "source",
-                "status",
-                "telemetry",
-                "websocket",
-            )
-        ]
+        + ["dronecam/core/%s.mpy" % path.stem for path in CORE_DIR.glob("*.py")]
     )
     # Stale sources of precompiled modules would shadow the .mpy files: the cleanup removes them.
     assert "'device.py'" in cleanup and "'dronecam/core/hub.py'" in cleanup
