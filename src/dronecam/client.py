@@ -104,8 +104,15 @@ class ClientStats:
         self.bytes_meter = RateMeter()
         self.latencies_ms: deque[float] = deque(maxlen=latency_samples)
         self.server: dict[str, Any] = {}
+        self._last_frame: ReceivedFrame | None = None
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        """The newest frame's telemetry (read when asked, not per frame)."""
+        return None if self._last_frame is None else self._last_frame.telemetry
 
     def record(self, frame: ReceivedFrame) -> None:
+        self._last_frame = frame
         self.frames += 1
         self.dropped += frame.gap
         self.bytes += len(frame.jpeg)

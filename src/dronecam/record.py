@@ -1,8 +1,15 @@
-"""`dronecam record`: a stream to a video file; MJPEG remuxed untouched, or H.264 in `.mp4`."""
+"""`dronecam record`: a stream to a video file; MJPEG remuxed untouched, or H.264 in `.mp4`.
+
+Frames that carry telemetry (docs/protocol.md §5.3) also give a subtitle track in `.mkv`
+(position, altitude, speed, heading for each frame, as DJI's SRT files do) and a sidecar
+`NAME.telemetry.jsonl` beside any recording: one JSON line per frame with its seq, capture
+time and full state.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +17,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .core.protocol import strip_tags
+from .core.protocol import read_tag, strip_tags
+from .core.telemetry import Telemetry, read_telemetry
 
 MICROSECONDS = Fraction(1, 1_000_000)
 REMUX_SUFFIXES = (".mkv", ".avi")
@@ -21,6 +29,35 @@ H264_ENCODERS = ("libx264", "h264_v4l2m2m", "h264")
 _AVI_TIME_BASE = Fraction(1, 1000)
 # What each JPEG chroma subsampling is called as an ffmpeg pixel format (full range).
 _PIXEL_FORMATS = {"420": "yuvj420p", "422": "yuvj422p", "444": "yuvj444p", "Gray": "gray"}
+_MILLISECONDS = Fraction(1, 1000)
+SIDECAR_SUFFIX = ".telemetry.jsonl"
+
+
+def sidecar_path(path: Path) -> Path:
+    """Where a recording's telemetry goes: flight.mkv -> flight.telemetry.jsonl."""
+    return path.with_suffix(SIDECAR_SUFFIX)
+
+
+def subtitle_text(telemetry: Telemetry | None) -> str:
+    """One frame's subtitle: position, altitudes, speed, heading (what is known of them)."""
+    if telemetry is None:
+        return "no telemetry"
+    lines = []
+    if telemetry.lat_deg is not None and telemetry.lon_deg is not None:
+        lines.append("GPS %.6f, %.6f" % (telemetry.lat_deg, telemetry.lon_deg))
+    altitudes = []
+    if telemetry.alt_rel_m is not None:
+        altitudes.append("ALT %.1f m" % telemetry.alt_rel_m)
+    if telemetry.alt_msl_m is not None:
+        altitudes.append("MSL %.1f m" % telemetry.alt_msl_m)
+    if altitudes:
+        lines.append("  ".join(altitudes))
+    if telemetry.groundspeed_mps is not None and telemetry.heading_deg is not None:
+        lines.append(
+            "SPD %.1f m/s  HDG %03.0f  VS %+.1f m/s"
+            % (telemetry.groundspeed_mps, telemetry.heading_deg, telemetry.climb_mps or 0.0)
+        )
+    return "\n".join(lines) or "no position"
 
 
 class RecordError(Exception):
@@ -61,6 +98,10 @@ class Recording:
         self._container: Any = None
         self._stream: Any = None
         self._decoder: Any = None
+        self._subtitles: Any = None
+        self._pending_subtitle: tuple[int, str] | None = None  # (pts ms, text), until the next
+        self._sidecar: Any = None
+        self.sidecar_path = sidecar_path(path)
 
     def _start(self, jpeg: bytes) -> None:
         import av
@@ -70,9 +111,17 @@ class Recording:
             height, width, _colorspace, subsampling = simplejpeg.decode_jpeg_header(jpeg)
         except ValueError as error:
             raise RecordError("the first frame is not a JPEG this can read: %s" % error) from None
+        try:  # first, and never over an existing file: it tells a recording was here
+            self._sidecar = open(self.sidecar_path, "x")  # closed in close()
+        except OSError as error:
+            raise RecordError(
+                "cannot write %s: %s" % (self.sidecar_path, error.strerror or error)
+            ) from None
         try:
             self._container = av.open(str(self.path), "w")
         except OSError as error:
+            self._sidecar.close()
+            self.sidecar_path.unlink()
             raise RecordError("cannot write %s: %s" % (self.path, error.strerror)) from None
         stream = self._container.add_stream(self.codec)
         stream.width, stream.height = width, height
@@ -84,10 +133,17 @@ class Recording:
             stream.pix_fmt = _PIXEL_FORMATS.get(subsampling, "yuvj420p")
         stream.time_base = _AVI_TIME_BASE if self.path.suffix.lower() == ".avi" else MICROSECONDS
         self._stream = stream
+        if self.path.suffix.lower() == ".mkv":
+            self._subtitles = self._container.add_stream("subrip")
+            self._subtitles.time_base = _MILLISECONDS
+            # ffmpeg's SubRip encoder opens only with a header, though SubRip has none.
+            self._subtitles.codec_context.subtitle_header = b"[Script Info]\n"
 
     def write(self, jpeg: bytes, capture_us: int) -> None:
         import av
 
+        tag = read_tag(jpeg)
+        telemetry = read_telemetry(jpeg)
         jpeg = strip_tags(jpeg)
         if self._container is None:
             self._start(jpeg)
@@ -96,6 +152,7 @@ class Recording:
         # Timestamps must rise: never less than 1 ms apart (Matroska keeps milliseconds).
         pts = max(capture_us - self.first_us, self.last_pts + 1000 if self.frames else 0)
         self.last_pts = pts
+        self._write_telemetry(tag[0] if tag else self.frames + 1, capture_us, pts, telemetry)
         if self.encode:
             assert self._decoder is not None
             for frame in self._decoder.decode(av.Packet(jpeg)):
@@ -110,6 +167,30 @@ class Recording:
             self._container.mux(packet)
         self.frames += 1
 
+    def _write_telemetry(self, seq: int, capture_us: int, pts_us: int, telemetry) -> None:
+        record: dict[str, Any] = {"seq": seq, "capture_us": capture_us, "pts_us": pts_us}
+        record.update(telemetry.as_dict() if telemetry is not None else {"telemetry": None})
+        self._sidecar.write(json.dumps(record) + "\n")
+        if self._subtitles is not None:
+            pts_ms = (pts_us + 500) // 1000  # as Matroska rounds the video's timestamps
+            self._flush_subtitle(pts_ms)
+            self._pending_subtitle = (pts_ms, subtitle_text(telemetry))
+
+    def _flush_subtitle(self, until_ms: int) -> None:
+        """Mux the waiting subtitle, shown until `until_ms` (the next frame's time)."""
+        import av
+
+        if self._pending_subtitle is None:
+            return
+        start_ms, text = self._pending_subtitle
+        packet = av.Packet(text.encode())
+        packet.pts = packet.dts = start_ms
+        packet.duration = max(1, until_ms - start_ms)
+        packet.time_base = _MILLISECONDS
+        packet.stream = self._subtitles
+        self._container.mux(packet)
+        self._pending_subtitle = None
+
     def _mux(self, packets) -> None:
         assert self._container is not None
         for packet in packets:
@@ -122,8 +203,13 @@ class Recording:
         if self.encode:
             assert self._stream is not None
             self._mux(self._stream.encode(None))
+        if self._pending_subtitle is not None:
+            self._flush_subtitle(self._pending_subtitle[0] + 33)
         self._container.close()
         self._container = None
+        if self._sidecar is not None:
+            self._sidecar.close()
+            self._sidecar = None
 
     @property
     def bytes_written(self) -> int:

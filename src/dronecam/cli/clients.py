@@ -89,11 +89,18 @@ def _run_view(args: argparse.Namespace) -> int:
 def _run_snapshot(args: argparse.Namespace) -> int:
 
     from ..client import snapshot
+    from ..core.exif import geotag
+    from ..core.telemetry import read_telemetry
 
     async def save() -> None:
         jpeg = await snapshot(args.url, args.timeout)
+        telemetry = read_telemetry(jpeg)
+        where = ""
+        if telemetry is not None and telemetry.lat_deg is not None:
+            jpeg = geotag(jpeg, telemetry)  # EXIF GPS: where the drone was at this frame
+            where = ", geotagged %.6f, %.6f" % (telemetry.lat_deg, telemetry.lon_deg or 0.0)
         Path(args.out).write_bytes(jpeg)
-        print("saved %s (%d bytes)" % (args.out, len(jpeg)))
+        print("saved %s (%d bytes%s)" % (args.out, len(jpeg), where))
 
     return _run_client(save())
 

@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ..client import ClientStats, ReceivedFrame, ServerMessage, StreamClient
+from ..core.telemetry import Telemetry
 
 
 def _ms(value: float | None) -> str:
@@ -38,9 +39,53 @@ def render(url: str, stats: ClientStats, state: str) -> Table:
     ]
     if server.get("camera_error"):
         rows.append(("camera error", str(server["camera_error"])))
+    rows += telemetry_rows(stats.telemetry)
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def _value(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern % value
+
+
+def telemetry_rows(t: Telemetry | None) -> list[tuple[str, str]]:
+    """The drone's state at the newest frame's capture (docs/mavlink.md), or why there is none."""
+    if t is None:
+        return [("telemetry", "none (no flight controller heard)")]
+    rows = [("telemetry age", "%d ms" % t.age_ms)]
+    if t.lat_deg is not None:
+        rows.append(("position", "%.6f, %.6f" % (t.lat_deg, t.lon_deg or 0.0)))
+    rows.append(
+        (
+            "altitude rel / MSL",
+            "%s / %s" % (_value(t.alt_rel_m, "%.1f m"), _value(t.alt_msl_m, "%.1f m")),
+        )
+    )
+    rows.append(
+        (
+            "speed / heading / climb",
+            "%s / %s / %s"
+            % (
+                _value(t.groundspeed_mps, "%.1f m/s"),
+                _value(t.heading_deg, "%.0f deg"),
+                _value(t.climb_mps, "%+.1f m/s"),
+            ),
+        )
+    )
+    if t.roll_deg is not None:
+        rows.append(
+            (
+                "roll / pitch / yaw",
+                "%.1f / %.1f / %.1f deg" % (t.roll_deg, t.pitch_deg or 0.0, t.yaw_deg or 0.0),
+            )
+        )
+    if t.battery_v is not None:
+        pct = "" if t.battery_pct is None else ", %d %%" % t.battery_pct
+        rows.append(("battery", "%.2f V%s" % (t.battery_v, pct)))
+    if t.gps_fix is not None:
+        rows.append(("GPS", "fix %d, %s satellites" % (t.gps_fix, _value(t.satellites, "%d"))))
+    return rows
 
 
 def summary(stats: ClientStats) -> str:
