@@ -34,8 +34,10 @@ async def origin(
             reconnect_wait_s=0.1,
         )
     )
+    source = ListSource(jpegs or synthetic_jpegs(4), fps=fps)
+    source.width, source.height = 640, 480  # type: ignore[attr-defined]  # what the JPEGs are
     async with running_server(
-        ListSource(jpegs or synthetic_jpegs(4), fps=fps),
+        source,
         ServerSettings(**settings),
         outputs=[publisher],
     ) as server:

@@ -173,3 +173,154 @@ def describe_error(error: BaseException) -> str:
     if text.startswith("nats: "):
         text = text[len("nats: ") :]
     return text or type(error).__name__
+
+
+async def connect(address: NatsAddress, name: str, timeout_s: float = 3, **options):
+    """A nats-py connection for a command (fleet, snapshot, record): one try, bounded.
+
+    Raises:
+        BusError: NATS unreachable, credentials refused, or the extra missing.
+    """
+    import asyncio
+
+    nats = import_nats()
+    last: list[BaseException] = []
+
+    async def on_error(error: Exception) -> None:
+        last.append(error)
+
+    try:
+        return await asyncio.wait_for(
+            nats.connect(
+                name=name,
+                allow_reconnect=False,
+                connect_timeout=max(1, int(timeout_s)),
+                error_cb=on_error,
+                **address.connect_options(),
+                **options,
+            ),
+            timeout_s,
+        )
+    except (TimeoutError, Exception) as error:
+        reason = last[-1] if last else error
+        raise BusError(
+            "cannot reach NATS at %s (%s)" % (address.server, describe_error(reason))
+        ) from None
+
+
+class Fleet:
+    """The cameras heard on `dronecam.*.status`; each is forgotten after its TTL without one.
+
+    A publisher that stops says so (camera "stopped") and leaves at once; one that dies leaves
+    when its `ttl_s` (three heartbeats) has passed.
+    """
+
+    def __init__(self, clock=None) -> None:
+        import time
+
+        self.clock = clock or time.monotonic
+        self._cameras: dict[str, tuple[dict, float]] = {}
+        self.foreign = 0
+
+    def heard(self, subject: str, payload: bytes) -> None:
+        import json
+
+        try:
+            status = json.loads(payload)
+        except ValueError:
+            status = None
+        if not isinstance(status, dict):
+            self.foreign += 1
+            return
+        name = camera_of(subject)
+        if status.get("camera") == "stopped":
+            self._cameras.pop(name, None)
+        else:
+            self._cameras[name] = (status, self.clock())
+
+    def live(self) -> list[tuple[str, dict, float]]:
+        """(name, status, seconds since heard) of every live camera, by name."""
+        now = self.clock()
+        for name, (status, heard_s) in list(self._cameras.items()):
+            if now - heard_s > float(status.get("ttl_s", 3)):
+                del self._cameras[name]
+        return [
+            (name, status, now - heard_s)
+            for name, (status, heard_s) in sorted(self._cameras.items())
+        ]
+
+    async def watch(self, client, on_change=None):
+        """Subscribe `client` to every camera's status; `on_change()` after each one."""
+
+        async def on_status(message) -> None:
+            self.heard(message.subject, message.data)
+            if on_change is not None:
+                on_change()
+
+        return await client.subscribe(ALL_STATUS, cb=on_status)
+
+
+async def snapshot(address: NatsAddress, timeout_s: float = 5) -> bytes:
+    """The newest frame of `address.camera`, asked of its publisher (no stream joined).
+
+    Raises:
+        BusError: NATS unreachable, no such camera, or no frame yet.
+    """
+    from nats.errors import NoRespondersError
+    from nats.errors import TimeoutError as NatsTimeout
+
+    camera = one_camera(address)
+    client = await connect(address, "dronecam-snapshot", timeout_s)
+    try:
+        try:
+            reply = await client.request(snapshot_subject(camera), b"", timeout=timeout_s)
+        except NoRespondersError:
+            raise BusError(
+                "no camera %r on %s: nothing publishes it (dronecam fleet %s lists them)"
+                % (camera, address.server, address.server)
+            ) from None
+        except NatsTimeout:
+            raise BusError("camera %r did not answer within %g s" % (camera, timeout_s)) from None
+    finally:
+        await client.close()
+    if not reply.data:
+        raise BusError("camera %r has no frame yet" % camera)
+    return bytes(reply.data)
+
+
+async def history(client, address: NatsAddress, since_s: float, pending_frames: int = 512):
+    """A subscription to `address.camera`'s frames from `since_s` ago, then live (JetStream).
+
+    Raises:
+        BusError: the camera has no replay stream (no --replay, or NATS without JetStream).
+    """
+    import datetime
+
+    from nats.errors import NoRespondersError
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+    from nats.js.errors import NotFoundError, ServiceUnavailableError
+
+    camera = one_camera(address)
+    js = client.jetstream(timeout=3)
+    try:
+        await js.stream_info(replay_stream(camera))
+    except (NotFoundError, NoRespondersError, ServiceUnavailableError):
+        raise BusError(
+            "no replay of camera %r on %s: its publisher runs without --replay, or the NATS "
+            "server without JetStream (-js); record without --since to record live"
+            % (camera, address.server)
+        ) from None
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=since_s)
+    return await js.subscribe(
+        frames_subject(camera),
+        ordered_consumer=True,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start),
+        pending_msgs_limit=pending_frames,
+        pending_bytes_limit=64 * 1024 * 1024,
+    )
+
+
+def one_camera(address: NatsAddress) -> str:
+    if address.camera in (None, ALL_CAMERAS):
+        raise BusError("name one camera: %s/NAME" % address.server)
+    return address.camera  # type: ignore[return-value]

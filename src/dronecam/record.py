@@ -288,3 +288,67 @@ async def record(
         recording.close()
     seconds = recording.last_pts / 1e6 if recording.frames else 0.0
     return RecordResult(out, recording.frames, seconds, reason)
+
+
+async def record_nats(
+    url: str,
+    out: Path,
+    since_s: float = 0,
+    duration_s: float | None = None,
+    max_frames: int | None = None,
+    on_frame: Callable[[Recording], None] | None = None,
+) -> RecordResult:
+    """Record a camera on NATS (`nats://HOST:PORT/NAME`): the last `since_s` seconds its
+    replay stream kept, then live, until `duration_s` has passed or the frame count is reached
+    or the task is cancelled; the file is closed cleanly in every case.
+
+    Raises:
+        RecordError: the output cannot be written.
+        BusError: NATS unreachable, or no replay of that camera when `since_s` is given.
+    """
+    from . import bus
+
+    address = bus.NatsAddress(url)
+    recording = Recording(out)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dronecam-record")
+    loop = asyncio.get_running_loop()
+    reason = "stopped"
+    client = None
+    try:
+        client = await bus.connect(address, "dronecam-record")
+        if since_s:
+            subscription = await bus.history(client, address, since_s)
+        else:
+            camera = bus.one_camera(address)
+            subscription = await client.subscribe(bus.frames_subject(camera), pending_msgs_limit=4)
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        messages = aiter(subscription.messages)
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                reason = "duration reached"
+                break
+            try:
+                message = await asyncio.wait_for(anext(messages), remaining)
+            except TimeoutError:
+                reason = "duration reached"
+                break
+            tag = read_tag(message.data)
+            if tag is None or not bus.is_dronecam_frame(message.data, 16 * 1024 * 1024):
+                continue
+            await loop.run_in_executor(writer, recording.write, message.data, tag[1])
+            if on_frame is not None:
+                on_frame(recording)
+            if max_frames is not None and recording.frames >= max_frames:
+                reason = "%d frames recorded" % recording.frames
+                break
+    except asyncio.CancelledError:
+        reason = "interrupted"
+        raise
+    finally:
+        writer.shutdown(wait=True)
+        recording.close()
+        if client is not None:
+            await client.close()
+    seconds = recording.last_pts / 1e6 if recording.frames else 0.0
+    return RecordResult(out, recording.frames, seconds, reason)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from . import clients, serve, tools
+from . import clients, fleet, serve, tools
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_viewer(commands)
     tools.add_soak(commands)
     tools.add_bench(commands)
+    fleet.add_fleet(commands)
     return parser
 
 

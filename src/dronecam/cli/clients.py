@@ -60,11 +60,12 @@ def add_clients(commands) -> None:
 
 
 def _run_client(main) -> int:
+    from ..bus import BusError
     from ..client import StreamError
 
     try:
         asyncio.run(main)
-    except StreamError as error:
+    except (StreamError, BusError) as error:
         print("dronecam: %s" % error, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -93,7 +94,12 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     from ..core.telemetry import read_telemetry
 
     async def save() -> None:
-        jpeg = await snapshot(args.url, args.timeout)
+        if _is_nats(args.url):  # asked of the camera's publisher: no stream joined
+            from .. import bus
+
+            jpeg = await bus.snapshot(bus.NatsAddress(args.url), args.timeout)
+        else:
+            jpeg = await snapshot(args.url, args.timeout)
         telemetry = read_telemetry(jpeg)
         where = ""
         if telemetry is not None and telemetry.lat_deg is not None:
@@ -105,6 +111,10 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     return _run_client(save())
 
 
+def _is_nats(url: str) -> bool:
+    return url.startswith(("nats://", "tls://"))
+
+
 def add_record(commands) -> None:
     parser = commands.add_parser(
         "record",
@@ -112,10 +122,21 @@ def add_record(commands) -> None:
         description="Record ws://HOST:PORT/ws to a video file until the duration or frame "
         "count is reached, the connection is lost, or Ctrl-C; the file is always left playable.",
     )
-    parser.add_argument("url", help="stream URL, e.g. ws://192.168.4.1/ws")
+    parser.add_argument(
+        "url",
+        help="stream URL, e.g. ws://192.168.4.1/ws, or a camera on NATS: nats://HOST:PORT/NAME",
+    )
     parser.add_argument("out", help="output file: .mkv, .avi (no re-encoding) or .mp4 (H.264)")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     parser.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    parser.add_argument(
+        "--since",
+        type=float,
+        default=0,
+        metavar="S",
+        help="with nats://HOST:PORT/NAME: begin S seconds ago, from the camera's --replay "
+        "(docs/nats.md), then go on live",
+    )
     parser.set_defaults(run=_run_record)
 
 
@@ -128,9 +149,16 @@ def _run_record(args: argparse.Namespace) -> int:
         return 2
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
+    from ..bus import BusError
     from ..client import StreamError
-    from ..record import RecordError, record
+    from ..record import RecordError, record, record_nats
 
+    if args.since and not _is_nats(args.url):
+        print("dronecam: --since needs a camera on NATS: nats://HOST:PORT/NAME", file=sys.stderr)
+        return 2
+    if args.since < 0:
+        print("dronecam: --since must be positive", file=sys.stderr)
+        return 2
     columns = [
         TextColumn("[bold]{task.description}"),
         TextColumn("{task.completed} frames"),
@@ -156,13 +184,17 @@ def _run_record(args: argparse.Namespace) -> int:
             )
 
         try:
-            result = asyncio.run(
-                record(args.url, Path(args.out), args.duration, args.frames, on_frame)
-            )
+            if _is_nats(args.url):
+                job = record_nats(
+                    args.url, Path(args.out), args.since, args.duration, args.frames, on_frame
+                )
+            else:
+                job = record(args.url, Path(args.out), args.duration, args.frames, on_frame)
+            result = asyncio.run(job)
         except KeyboardInterrupt:
             print("dronecam: interrupted; %s is closed and playable" % args.out, file=sys.stderr)
             return 0
-        except (StreamError, RecordError) as error:
+        except (StreamError, RecordError, BusError) as error:
             print("dronecam: %s" % error, file=sys.stderr)
             return 1
     print(

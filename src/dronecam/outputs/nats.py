@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from .. import bus
+from ..core.compat import ticks_diff, ticks_ms
 from ..core.hub import Hub, Subscription
 
 log = logging.getLogger("dronecam.nats")
@@ -74,11 +75,16 @@ class NatsPublisher:
         self._client = None
         self._tasks: list[asyncio.Task[None]] = []
         self._told_unreachable = False
+        self._last_frame_ms: int | None = None
 
     async def start(self, hub: Hub) -> None:
         self._hub = hub
-        self._subscription = hub.subscribe(self._wake.set, client=False)
+        self._subscription = hub.subscribe(self._on_frame, client=False)
         self._tasks = [asyncio.create_task(self._run())]
+
+    def _on_frame(self) -> None:
+        self._last_frame_ms = ticks_ms()
+        self._wake.set()
 
     async def stop(self) -> None:
         if self._hub is not None and self._subscription is not None:
@@ -193,8 +199,11 @@ class NatsPublisher:
         fields.update(self.status())
         fields["name"] = self.settings.name
         fields["published_at"] = time.time()
+        fields["ttl_s"] = 3 * self.settings.heartbeat_ms / 1000
         if self._hub is not None and self._hub.latest is not None:
             fields["frame_bytes"] = len(self._hub.latest.jpeg())
+        if self._last_frame_ms is not None:
+            fields["frame_age_ms"] = ticks_diff(ticks_ms(), self._last_frame_ms)
         if gone:
             fields["camera"] = "stopped"
         try:
