@@ -28,8 +28,10 @@ async def test_the_hud_shows_the_frames_telemetry_and_snapshot_is_geotagged(page
         await page.goto(viewer_file_url(url=d.server.url))
         await wait_state(page, "live")
         await page.wait_for_function(
-            "() => window.dronecam.telemetry !== null", timeout=seconds(10) * 1000
-        )
+            "() => { const t = window.dronecam.telemetry;"
+            " return t && t.batteryV !== undefined && t.satellites !== undefined; }",
+            timeout=seconds(10) * 1000,
+        )  # battery comes at 1 Hz, GPS at 2 Hz
         assert await page.is_visible("#flight")
         telemetry = await page.evaluate("() => window.dronecam.telemetry")
         truth = fc.truth(telemetry["timeUnixMs"] / 1000)

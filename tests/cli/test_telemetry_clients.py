@@ -15,6 +15,15 @@ from dronecam.record import record, sidecar_path
 from dronecam.tools.flight import M_PER_DEG_LAT
 
 
+async def wait_full_telemetry(url: str):
+    """Until the frames carry every group (battery comes at 1 Hz, GPS at 2 Hz)."""
+    async with StreamClient(url) as client:
+        async for frame in client.frames():
+            t = frame.telemetry
+            if t is not None and t.battery_v is not None and t.satellites is not None:
+                return client
+
+
 def metres_apart(lat1, lon1, lat2, lon2) -> float:
     north = (lat1 - lat2) * M_PER_DEG_LAT
     east = (lon1 - lon2) * M_PER_DEG_LAT * math.cos(math.radians(lat1))
@@ -23,10 +32,7 @@ def metres_apart(lat1, lon1, lat2, lon2) -> float:
 
 async def test_stats_shows_the_drones_state(tmp_path):
     async with drone(tmp_path) as d, flying(d.fc_port):
-        async with StreamClient(d.server.url) as client:
-            async for frame in client.frames():
-                if frame.telemetry is not None:
-                    break
+        client = await wait_full_telemetry(d.server.url)
         console = Console(record=True, width=100)
         console.print(monitor.render(d.server.url, client.stats, "streaming"))
     text = console.export_text()
@@ -64,10 +70,7 @@ async def test_snapshot_is_geotagged_where_the_drone_was(tmp_path):
 async def test_a_recording_has_a_subtitle_and_a_sidecar_entry_per_frame(tmp_path):
     out = tmp_path / "flight.mkv"
     async with drone(tmp_path) as d, flying(d.fc_port) as fc:
-        async with StreamClient(d.server.url) as client:
-            async for frame in client.frames():
-                if frame.telemetry is not None:
-                    break
+        await wait_full_telemetry(d.server.url)
         result = await record(d.server.url, out, max_frames=45)
     assert result.frames == 45
     lines = [json.loads(line) for line in sidecar_path(out).read_text().splitlines()]
