@@ -1,4 +1,4 @@
-"""Hostile-client tooling: a raw-socket WebSocket client, a watching client, leak snapshots."""
+"""Hostile-client tooling: the raw client (tools/wire.py) set for tests, a watching client, leak snapshots."""
 
 from __future__ import annotations
 
@@ -8,22 +8,16 @@ import functools
 import gc
 import json
 import os
-import socket
 import ssl
-import struct
 import tempfile
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import psutil
 import websockets
 
-from dronecam.core.websocket import close_payload
-from dronecam.tools.wire import client_frame, upgrade_request
+from dronecam.tools import wire
 from support import TIMEOUT_SCALE, seconds
-
-__all__ = ["client_frame", "close_payload"]
 
 # The issue's floor for "the other clients still stream" after each hostile client.
 MIN_FPS = 25 / TIMEOUT_SCALE
@@ -39,131 +33,18 @@ RSS_SLACK_BYTES = 32 * 1024 * 1024
 SERVERS = ["host", "host-tls", "firmware"]
 
 
-def handshake_request(path: str, host: str, extra_headers: tuple[str, ...] = ()) -> bytes:
-    return upgrade_request(path, host, extra_headers)[0]
+class RawClient(wire.RawClient):
+    """tools/wire.py's raw-wire client: the suite's scaled timeout, and wss:// with its certificate."""
 
-
-class RawClient:
-    """A WebSocket client on a bare socket, so tests can send what no library would."""
-
-    def __init__(self, url: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.url = url
-        self.reader = reader
-        self.writer = writer
+    timeout_s = seconds(5)
 
     @classmethod
     async def open(
-        cls, url: str, receive_buffer_bytes: int | None = None, tls: bool | None = None
-    ) -> RawClient:
-        """A TCP connection to `url`'s server, with TLS for wss:// (unless `tls` says otherwise)."""
-        parts = urlsplit(url)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if receive_buffer_bytes:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
-        if tls is None:
-            tls = parts.scheme == "wss"
-        options = {"ssl": shared_tls().client, "server_hostname": parts.hostname} if tls else {}
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(sock=sock, **options), seconds(10)
-        )
-        return cls(url, reader, writer)
-
-    @classmethod
-    async def connect(cls, url: str, **options) -> RawClient:
-        """Open and complete a valid handshake (asserting 101)."""
-        client = await cls.open(url, **options)
-        status, _ = await client.handshake()
-        assert status == 101, status
-        return client
-
-    async def handshake(self, extra_headers: tuple[str, ...] = ()) -> tuple[int, bytes]:
-        parts = urlsplit(self.url)
-        path = parts.path + ("?" + parts.query if parts.query else "")
-        self.send(handshake_request(path, parts.netloc, extra_headers))
-        return await self.read_response()
-
-    async def read_response(self) -> tuple[int, bytes]:
-        """(status, raw head) of the server's HTTP response, or (0, b"") on EOF."""
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), seconds(5))
-        return int(head.split(b" ", 2)[1]), head
-
-    def send(self, data: bytes) -> None:
-        self.writer.write(data)
-
-    async def read_frame(self) -> tuple[int, bytes]:
-        """(opcode, payload) of the next server frame; raises IncompleteReadError at EOF."""
-        first, second = await self.reader.readexactly(2)
-        assert second & 0x80 == 0, "server frames are never masked"
-        size = second & 0x7F
-        if size == 126:
-            (size,) = struct.unpack(">H", await self.reader.readexactly(2))
-        elif size == 127:
-            (size,) = struct.unpack(">Q", await self.reader.readexactly(8))
-        return first & 0x0F, await self.reader.readexactly(size)
-
-    async def next_text(self) -> str:
-        while True:
-            opcode, payload = await asyncio.wait_for(self.read_frame(), seconds(5))
-            if opcode == 0x1:
-                return payload.decode()
-            assert opcode == 0x2, "unexpected opcode %d" % opcode
-
-    async def next_json(self, **wanted) -> dict:
-        """The next JSON text message whose fields include `wanted` (heartbeats skipped)."""
-        while True:
-            text = await self.next_text()
-            if text.startswith("{"):
-                message = json.loads(text)
-                if all(message.get(key) == value for key, value in wanted.items()):
-                    return message
-
-    async def close_frame(self) -> tuple[int, str] | None:
-        """Read past data frames to the server's close frame: (code, reason), None if EOF first."""
-
-        async def read() -> tuple[int, str] | None:
-            try:
-                while True:
-                    opcode, payload = await self.read_frame()
-                    if opcode == 0x8:
-                        code = struct.unpack(">H", payload[:2])[0] if payload else 1005
-                        return code, payload[2:].decode()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return None
-
-        return await asyncio.wait_for(read(), seconds(5))
-
-    async def wait_closed(self, timeout_s: float) -> float:
-        """Seconds until the server ends the connection (EOF or reset); fails after `timeout_s`."""
-        start = time.monotonic()
-
-        self.writer.transport.resume_reading()
-
-        async def drain() -> None:
-            with contextlib.suppress(ConnectionError):
-                while await self.reader.read(65536):
-                    pass
-
-        await asyncio.wait_for(drain(), timeout_s)
-        return time.monotonic() - start
-
-    def stop_reading(self) -> None:
-        """Leave everything the server sends in the kernel, as a stuck client does."""
-        self.writer.transport.pause_reading()
-
-    def reset(self) -> None:
-        """Drop the connection with a TCP reset, as a crashed client or a lost link would."""
-        sock = self.writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.writer.transport.abort()
-
-    def half_close(self) -> None:
-        """Send a TCP FIN and keep reading (under TLS too, where write_eof() is refused)."""
-        self.writer.get_extra_info("socket").shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.writer.transport.abort()
+        cls, url: str, receive_buffer_bytes: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> wire.RawClient:
+        if ssl_context is None and url.startswith("wss:"):
+            ssl_context = shared_tls().client
+        return await super().open(url, receive_buffer_bytes, ssl_context)
 
 
 class Watcher:

@@ -1,15 +1,12 @@
-"""The contract at the byte level: a hand-written client, plain HTTP, wrong paths."""
+"""The contract at the byte level: the raw-wire client (tools/wire.py), plain HTTP, wrong paths."""
 
 import asyncio
-import base64
-import hashlib
-import os
-import struct
 
 from dronecam.core import protocol
+from dronecam.core.websocket import OP_CLOSE, close_payload
+from dronecam.tools.wire import client_frame, masked_text
 from support import seconds
-
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
+from support_hardening import RawClient
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -26,54 +23,27 @@ async def _request(url: str, request: bytes) -> bytes:
         writer.close()
 
 
-def _masked(opcode: int, payload: bytes) -> bytes:
-    mask = os.urandom(4)
-    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
-
-
-async def _read_frame(reader) -> tuple[int, bytes]:
-    first, second = await reader.readexactly(2)
-    length = second & 0x7F
-    if length == 126:
-        (length,) = struct.unpack(">H", await reader.readexactly(2))
-    elif length == 127:
-        (length,) = struct.unpack(">Q", await reader.readexactly(8))
-    assert not second & 0x80, "server frames are never masked"
-    return first & 0x0F, await reader.readexactly(length)
-
-
 async def test_raw_socket_client(start_server):
     async with start_server() as server:
-        host, port = _host_port(server.url)
-        reader, writer = await asyncio.open_connection(host, port)
-        key = base64.b64encode(os.urandom(16))
-        writer.write(
-            b"GET /ws HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            % (host.encode(), port, key)
-        )
-        async with asyncio.timeout(seconds(5)):
-            head = await reader.readuntil(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 101")
-            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-            assert b"Sec-WebSocket-Accept: " + accept in head
-            opcode, payload = await _read_frame(reader)
-            assert opcode == 1 and b'"welcome"' in payload
-            writer.write(_masked(1, b"ping"))
-            binary = 0
-            while True:
-                opcode, payload = await _read_frame(reader)
-                if opcode == 2:
-                    binary += 1
-                    assert protocol.read_tag(payload) is not None
-                elif payload == b"pong":
-                    break
-            writer.write(_masked(8, struct.pack(">H", 1000)))
-            while opcode != 8:
-                opcode, payload = await _read_frame(reader)
-            assert struct.unpack(">H", payload[:2])[0] == 1000
-        writer.close()
+        client = await RawClient.connect(server.url)  # a 101 with the right accept key
+        try:
+            async with asyncio.timeout(seconds(5)):
+                opcode, payload = await client.read_frame()
+                assert opcode == 1 and b'"welcome"' in payload
+                client.send(masked_text("ping"))
+                binary = 0
+                while True:
+                    opcode, payload = await client.read_frame()
+                    if opcode == 2:
+                        binary += 1
+                        assert protocol.read_tag(payload) is not None
+                    elif payload == b"pong":
+                        break
+                client.send(client_frame(OP_CLOSE, close_payload(1000)))
+                closed = await client.close_frame()
+                assert closed and closed[0] == 1000, closed
+        finally:
+            client.close()
 
 
 async def test_plain_http_gets_a_short_non_200_answer(start_server):

@@ -18,6 +18,7 @@ from websockets.sync.client import connect
 
 from dronecam.core import protocol
 from dronecam.core.protocol import ProtocolError
+from dronecam.tools.wire import check_handshake, client_frame, handshake_request
 from support import ListSource, host_server, seconds, synthetic_jpegs
 from support_hardening import (
     HANDSHAKE_TIMEOUT_MS,
@@ -25,8 +26,6 @@ from support_hardening import (
     MIN_FPS,
     SERVERS,
     STREAM_TIMEOUT_MS,
-    client_frame,
-    handshake_request,
     shared_tls,
 )
 
@@ -195,13 +194,14 @@ def raw_connection(url: str) -> socket.socket:
     sock = socket.create_connection((parts.hostname, parts.port), timeout=seconds(5))
     if parts.scheme == "wss":
         sock = shared_tls().client.wrap_socket(sock, server_hostname=parts.hostname)
-    sock.sendall(handshake_request(parts.path, parts.netloc))
+    request, accept = handshake_request(url)
+    sock.sendall(request)
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(4096)
         assert chunk, "closed during the handshake"
         head += chunk
-    assert head.startswith(b"HTTP/1.1 101"), head[:40]
+    check_handshake(head, accept)
     return sock
 
 

@@ -8,8 +8,10 @@ import time
 import pytest
 
 from dronecam.core import protocol
+from dronecam.core.websocket import close_payload
+from dronecam.tools.wire import client_frame
 from support import seconds
-from support_hardening import RawClient, client_frame, close_payload
+from support_hardening import RawClient
 
 TEXT, BINARY, CLOSE, PING = 0x1, 0x2, 0x8, 0x9
 

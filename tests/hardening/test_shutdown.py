@@ -3,8 +3,9 @@
 import asyncio
 import time
 
+from dronecam.tools.wire import client_frame
 from support import ListSource, host_server, seconds, synthetic_jpegs
-from support_hardening import RawClient, client_frame
+from support_hardening import RawClient
 
 
 async def test_stop_drops_clients_that_never_answer_the_close_frame():

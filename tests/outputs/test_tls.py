@@ -12,8 +12,9 @@ import pytest
 import websockets
 
 from dronecam.outputs.tls import TlsSession
+from dronecam.tools.wire import handshake_request
 from support import ListSource, host_server, seconds, synthetic_jpegs
-from support_hardening import MIN_FPS, RawClient, handshake_request, shared_tls
+from support_hardening import MIN_FPS, RawClient, shared_tls
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -101,7 +102,7 @@ def read_slowly(url: str, duration_s: float) -> int:
     raw.connect((parts.hostname, parts.port))
     with shared_tls().client.wrap_socket(raw, server_hostname=parts.hostname) as sock:
         sock.settimeout(seconds(5))
-        sock.sendall(handshake_request(parts.path, parts.netloc))
+        sock.sendall(handshake_request(url)[0])
         received = 0
         deadline = time.monotonic() + duration_s
         while time.monotonic() < deadline:

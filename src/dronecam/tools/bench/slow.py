@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import struct
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from ...core import protocol
 from ...core.clock import ClockOffset, now_us
-from ..wire import check_handshake, handshake_request, masked_text
+from ...core.websocket import OP_CLOSE
+from ..wire import (
+    ServerFrameError,
+    check_handshake,
+    handshake_request,
+    masked_text,
+    open_socket,
+    read_frame,
+)
 
 
 class SlowClient:
@@ -40,14 +46,8 @@ class SlowClient:
     async def run(self, until_s: float) -> None:
         self.until_s = until_s
         loop = asyncio.get_running_loop()
-        parts = urlsplit(self.url)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        if self.rcvbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
-        self.sock = sock
         try:
-            await loop.sock_connect(sock, (parts.hostname, parts.port or 80))
+            self.sock = sock = await open_socket(self.url, self.rcvbuf)
             request, accept = handshake_request(self.url)
             await loop.sock_sendall(sock, request)
             while b"\r\n\r\n" not in self.pending:
@@ -67,10 +67,11 @@ class SlowClient:
                 next_s += self.period_s
                 await asyncio.sleep(max(0.0, next_s - time.monotonic()))
                 await self._take_frame()
-        except (OSError, ConnectionError) as error:
+        except (OSError, ConnectionError, ServerFrameError) as error:
             self.error = str(error) or type(error).__name__
         finally:
-            sock.close()
+            if self.sock is not None:
+                self.sock.close()
 
     async def _probe_clock(self) -> None:
         assert self.sock is not None
@@ -103,15 +104,8 @@ class SlowClient:
             await loop.sock_sendall(self.sock, masked_text(protocol.ACK))
 
     async def _message(self) -> tuple[int, bytes]:
-        head = await self._read(2)
-        length = head[1] & 0x7F
-        if length == 126:
-            length = struct.unpack(">H", await self._read(2))[0]
-        elif length == 127:
-            length = struct.unpack(">Q", await self._read(8))[0]
-        payload = await self._read(length)
-        opcode = head[0] & 0x0F
-        if opcode == 8:
+        opcode, payload = await read_frame(self._read)
+        if opcode == OP_CLOSE:
             raise ConnectionError("closed by the server: %r" % payload[2:].decode(errors="replace"))
         return opcode, payload
 
