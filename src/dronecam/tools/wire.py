@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 from urllib.parse import urlsplit
 
+from ..core.protocol import CLOSE_NO_STATUS
 from ..core.websocket import OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT, accept_key
 
 
@@ -208,7 +209,7 @@ class RawClient:
                 while True:
                     opcode, payload = await self.read_frame()
                     if opcode == OP_CLOSE:
-                        code = struct.unpack(">H", payload[:2])[0] if payload else 1005
+                        code = struct.unpack(">H", payload[:2])[0] if payload else CLOSE_NO_STATUS
                         return code, payload[2:].decode()
             except (asyncio.IncompleteReadError, ConnectionError):
                 return None

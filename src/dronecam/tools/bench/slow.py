@@ -10,7 +10,7 @@ from typing import Any
 
 from ...core import protocol
 from ...core.clock import ClockOffset, now_us
-from ...core.websocket import OP_CLOSE
+from ...core.websocket import OP_BINARY, OP_CLOSE, OP_TEXT
 from ..wire import (
     ServerFrameError,
     check_handshake,
@@ -81,7 +81,7 @@ class SlowClient:
             await loop.sock_sendall(self.sock, masked_text(protocol.CLOCK))
             while True:
                 opcode, payload = await self._message()
-                if opcode == 1 and payload.startswith(b'{"type": "clock"'):
+                if opcode == OP_TEXT and payload.startswith(b'{"type": "clock"'):
                     self.clock.add(sent_us, now_us(), json.loads(payload)["server_us"])
                     break
 
@@ -90,9 +90,9 @@ class SlowClient:
         loop = asyncio.get_running_loop()
         while True:
             opcode, payload = await self._message()
-            if opcode == 1 and payload.startswith(b'{"type": "window"'):
+            if opcode == OP_TEXT and payload.startswith(b'{"type": "window"'):
                 self.credit_granted = True
-            if opcode == 2:
+            if opcode == OP_BINARY:
                 break
         tag = protocol.read_tag(payload)
         if tag is None:
