@@ -240,5 +240,9 @@ class RawClient:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
 
+    def half_close(self) -> None:
+        """Send a TCP FIN and keep reading (under TLS too, where write_eof() is refused)."""
+        self.writer.get_extra_info("socket").shutdown(socket.SHUT_WR)
+
     def close(self) -> None:
         self.transport.abort()
