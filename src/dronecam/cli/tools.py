@@ -33,6 +33,12 @@ def add_firmware(commands) -> None:
     run.add_argument(
         "--max-clients", type=int, default=protocol.MAX_CLIENTS, help="clients served at once"
     )
+    run.add_argument(
+        "--flight",
+        action="store_true",
+        help="wire a flight controller: the stand-in UART replays a recorded flight, and "
+        "every frame carries its telemetry (docs/mavlink.md)",
+    )
     run.set_defaults(run=_run_firmware)
     deploy = actions.add_parser(
         "deploy",
@@ -53,8 +59,14 @@ def _run_firmware(args: argparse.Namespace) -> int:
     from ..tools import firmware as firmware_host
 
     try:
+        overrides = {"mavlink_uart": 1} if args.flight else {}
         return firmware_host.run(
-            args.port, args.frames, args.heapsize, host=args.host, max_clients=args.max_clients
+            args.port,
+            args.frames,
+            args.heapsize,
+            host=args.host,
+            max_clients=args.max_clients,
+            **overrides,
         )
     except firmware_host.FirmwareError as error:
         print("dronecam: %s" % error, file=sys.stderr)

@@ -29,3 +29,12 @@ MAX_CLIENT_MESSAGE_BYTES = const(4096)  # the contract's limit (docs/protocol.md
 SEND_BUFFER_BYTES = const(0)  # 0: leave the system default (always, on the device)
 # Frames in flight: the newest, plus one per client still writing an older one.
 FRAME_SLOTS = const(3)
+
+# MAVLink telemetry from the flight controller (docs/mavlink.md): a UART wired to one of its
+# TELEM ports (its TX to MAVLINK_RX_PIN, and GND). None: no flight controller, no telemetry.
+# On the unix port, the stand-in machine.UART replays a recorded flight.
+MAVLINK_UART = None  # e.g. 1 for UART1
+MAVLINK_BAUD = const(57600)
+MAVLINK_RX_PIN = const(44)  # the S3's U0RXD pin, free when the USB-serial console is used
+MAVLINK_TX_PIN = const(43)  # the device only listens; wired or not
+TELEMETRY_MAX_AGE_MS = const(3000)

@@ -9,10 +9,42 @@ from frame_ring import FrameRing
 from ov2640 import OV2640
 from stream_server import StreamServer, log
 
+from dronecam.core.compat import ticks_ms
 from dronecam.core.hub import Hub
+from dronecam.core.mavlink import MavlinkReader
 from dronecam.core.source import Feed, SourceError
+from dronecam.core.telemetry import TelemetryState
 
 PASSWORD_WARNING_INTERVAL_MS = 60000
+UART_POLL_MS = 10
+
+
+def open_telemetry():
+    """(state, reader task) for the flight controller's UART, or (None, None) without one."""
+    if config.MAVLINK_UART is None:
+        return None, None
+    from machine import UART
+
+    uart = UART(config.MAVLINK_UART, baudrate=config.MAVLINK_BAUD, rx=config.MAVLINK_RX_PIN,
+                tx=config.MAVLINK_TX_PIN, rxbuf=1024, timeout=0)
+    state = TelemetryState(max_age_ms=config.TELEMETRY_MAX_AGE_MS)
+    reader = MavlinkReader(lambda msgid, sysid, compid, payload:
+                           state.apply(msgid, sysid, compid, payload, ticks_ms()))
+    print("[MAVLink] listening on UART%d at %d baud" % (config.MAVLINK_UART, config.MAVLINK_BAUD))
+    return state, asyncio.create_task(read_uart(uart, reader))
+
+
+async def read_uart(uart, reader):
+    """Feed the UART's bytes to the MAVLink reader; a buffer-full at a time, no allocation."""
+    chunk = bytearray(256)
+    view = memoryview(chunk)
+    while True:
+        count = uart.readinto(chunk)
+        while count:  # drain what has come, yielding between buffer-fulls
+            reader.receive(view[:count])
+            await asyncio.sleep_ms(0)
+            count = uart.readinto(chunk)
+        await asyncio.sleep_ms(UART_POLL_MS)
 
 
 def warn_default_password():
@@ -44,7 +76,10 @@ async def run(host, port):
     source = OV2640(pins(config.BOARD), config.FRAME_SIZE, config.JPEG_QUALITY,
                     config.FRAME_BUFFERS, config.XCLK_FREQ_HZ)
     ring = FrameRing(config.FRAME_SLOTS, config.MAX_FRAME_SIZE)
-    feed = Feed(source, Hub(ring.build))
+    telemetry, _ = open_telemetry()
+    # Each frame carries the newest state, aged to its framing (no allocation per frame).
+    annotate = None if telemetry is None else lambda capture_us: telemetry.latest_segment(ticks_ms())
+    feed = Feed(source, Hub(ring.build, annotate))
     feed.settings.max_frame_bytes = config.MAX_FRAME_SIZE
     try:
         await feed.open()

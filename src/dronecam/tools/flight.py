@@ -21,6 +21,8 @@ HOME_LAT = 47.397742
 HOME_LON = 8.545594
 HOME_ALT_M = 488.0
 M_PER_DEG_LAT = 111319.49
+FLIGHT_START_UNIX_S = 1_767_225_600.0  # the recorded flight's start: 2026-01-01 00:00 UTC
+RECORDED_FLIGHT_S = 20.0
 
 
 class FlightState:
@@ -175,7 +177,7 @@ class FlightController:
         self.conn.close()
 
 
-def record_flight(out: Path, seconds: float = 20.0, rate_hz: float = 10.0) -> int:
+def record_flight(out: Path, seconds: float = RECORDED_FLIGHT_S, rate_hz: float = 10.0) -> int:
     """Write a recorded flight for the firmware's stand-in UART: records of (ms, length, bytes).
 
     Each record is big-endian `>IH` (milliseconds from the start, byte count) then the
@@ -195,7 +197,7 @@ def record_flight(out: Path, seconds: float = 20.0, rate_hz: float = 10.0) -> in
     sink = _Bytes()
     mav = module.MAVLink(sink, srcSystem=1, srcComponent=1)
     path = CircuitPath()
-    start_unix = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: a fixed date for a fixed file
+    start_unix = FLIGHT_START_UNIX_S
     records = []
     for tick in range(int(seconds * rate_hz)):
         t_s = tick / rate_hz
@@ -209,9 +211,23 @@ def record_flight(out: Path, seconds: float = 20.0, rate_hz: float = 10.0) -> in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("connection", help="pymavlink connection, e.g. udpout:127.0.0.1:14550")
+    parser.add_argument(
+        "connection", nargs="?", help="pymavlink connection, e.g. udpout:127.0.0.1:14550"
+    )
     parser.add_argument("--rate", type=float, default=10.0, help="ticks per second (default 10)")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="write the recorded flight the firmware's stand-in UART replays, and exit "
+        "(src/dronecam/firmware/sim/flight.bin)",
+    )
     args = parser.parse_args()
+    if args.record:
+        print("%d records written to %s" % (record_flight(args.record), args.record))
+        return
+    if not args.connection:
+        parser.error("give a connection, or --record FILE")
     controller = FlightController(args.connection, rate_hz=args.rate)
     try:
         asyncio.run(controller.run())
