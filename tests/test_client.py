@@ -88,7 +88,7 @@ async def test_snapshot_and_bad_urls():
         jpeg = await snapshot(server.url)
     assert protocol.read_tag(jpeg) is not None
     with pytest.raises(StreamError, match="not a WebSocket URL"):
-        await snapshot("http://127.0.0.1/ws")
+        await snapshot("ftp://127.0.0.1/ws")
     with pytest.raises(StreamError, match="cannot reach") as error:
         await snapshot("ws://127.0.0.1:9/ws?token=secret")
     assert "secret" not in str(error.value)

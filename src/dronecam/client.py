@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,13 @@ from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+)
 
 from .core import protocol
 from .core.clock import ClockOffset, now_us
@@ -28,6 +35,11 @@ from .core.hub import RateMeter
 from .core.telemetry import Telemetry, read_telemetry
 
 log = logging.getLogger("dronecam.client")
+
+EARLY_FRAMES = 4  # frames held at most while the first clock reply is on its way
+# The largest frame a client takes: a 4K camera's JPEGs at the best quality, with room to spare.
+# (MAX_FRAME_SIZE is the device's camera limit; a host server may send far larger frames.)
+MAX_RECEIVE_BYTES = 16 * 1024 * 1024
 
 
 class StreamError(Exception):
@@ -137,16 +149,49 @@ class ClientStats:
         return ordered[min(len(ordered) - 1, int(percentile / 100 * len(ordered)))]
 
 
+def stream_url(text: str) -> str:
+    """The WebSocket URL for what a user typed, as the viewer page takes it: `192.168.4.1`,
+    `localhost:8080`, `ws://host` (path `/ws` added), `http://host:8080/ws` (scheme changed).
+
+    Raises:
+        StreamError: `text` cannot be a stream URL; the message says what to type.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    text = text.strip()
+    if "://" not in text:
+        text = "ws://" + text
+    parts = urlsplit(text)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    hint = "; use ws://HOST:PORT/ws, e.g. ws://192.168.4.1/ws"
+    if scheme not in ("ws", "wss") or not parts.hostname:
+        raise StreamError("%s is not a WebSocket URL%s" % (text.split("?", 1)[0], hint))
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when it is read)
+    except ValueError:
+        raise StreamError(
+            "%s: the port must be from 1 to 65535%s" % (text.split("?", 1)[0], hint)
+        ) from None
+    path = parts.path if parts.path not in ("", "/") else protocol.WS_PATH
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
 class StreamClient:
     """A connection to a dronecam stream, iterated with `async for`.
 
     Args:
-        url: `ws://HOST[:PORT]/ws` (the ESP32 is `ws://192.168.4.1/ws`).
+        url: `ws://HOST[:PORT]/ws` (the ESP32 is `ws://192.168.4.1/ws`); a bare `HOST[:PORT]`
+            is taken as that (`stream_url`).
         window: credit flow (docs/protocol.md §3.4): at most this many frames in flight,
             acknowledged as the application takes them. None: no flow control, as the
             original clients behave.
         reconnect: reconnect with exponential backoff instead of ending the stream.
         receive_buffer_bytes: the socket's SO_RCVBUF (None: the system's autotuned size).
+        max_frame_bytes: a larger message from the server ends the connection.
+
+    Raises:
+        StreamError: `url` cannot be a stream URL.
+        ValueError: a window out of range.
     """
 
     def __init__(
@@ -159,10 +204,12 @@ class StreamClient:
         backoff_max_s: float = 10.0,
         open_timeout_s: float = 5.0,
         receive_buffer_bytes: int | None = None,
+        max_frame_bytes: int = MAX_RECEIVE_BYTES,
     ) -> None:
         if window is not None and not 1 <= window <= protocol.MAX_WINDOW:
             raise ValueError("window must be from 1 to %d frames, or None" % protocol.MAX_WINDOW)
-        self.url = url
+        self.url = stream_url(url)
+        self.max_frame_bytes = max_frame_bytes
         self.window = window
         self.reconnect = reconnect
         self.backoff_min_s = backoff_min_s
@@ -207,7 +254,7 @@ class StreamClient:
             self._ws = await websockets.connect(
                 self.url,
                 open_timeout=self.open_timeout_s,
-                max_size=4 * protocol.MAX_FRAME_SIZE,
+                max_size=self.max_frame_bytes,
                 compression=None,
                 ping_interval=None,
                 max_queue=4,
@@ -219,17 +266,12 @@ class StreamClient:
             raise StreamError(
                 "%s is not a WebSocket URL; use ws://HOST:PORT/ws" % self.shown_url
             ) from error
-        except InvalidHandshake as error:
-            raise StreamError(
-                "%s refused the WebSocket handshake: %s" % (self.shown_url, error)
-            ) from error
-        except (OSError, TimeoutError) as error:
-            raise StreamError(
-                "cannot reach %s (%s); check the address and that you are on the drone's WiFi"
-                % (self.shown_url, error or type(error).__name__)
-            ) from error
+        except (InvalidHandshake, OSError, TimeoutError) as error:
+            raise StreamError(self._refused(error)) from error
         self._last_seq = 0
         self._acking = False
+        # Another server, or the same one restarted, has another clock: sample it afresh.
+        self.clock = ClockOffset()
         try:
             if self.window:
                 await self._ws.send("%s %d" % (protocol.WINDOW, self.window))
@@ -238,6 +280,49 @@ class StreamClient:
         except ConnectionClosed as error:  # refused right after the handshake: server full
             self._ws = None
             raise StreamError(_describe(error)) from error
+
+    def _refused(self, error: Exception) -> str:
+        """What to tell the user when the connection could not be opened, and what to do."""
+        from urllib.parse import urlsplit
+
+        url = self.shown_url
+        tls = url.startswith("wss:")
+        if isinstance(error, InvalidStatus):
+            status = error.response.status_code
+            if status == 401:
+                if "token=" in self.url:
+                    return "%s refused the access token (HTTP 401): check ?token=" % url
+                return "%s needs an access token (HTTP 401): add ?token=TOKEN to the URL" % url
+            if status == 404:
+                parts = urlsplit(url)
+                return "%s answered 404 Not Found: the stream is at %s://%s%s" % (
+                    url,
+                    parts.scheme,
+                    parts.netloc,
+                    protocol.WS_PATH,
+                )
+            if status == 403:
+                return "%s refused this client (HTTP 403: origin not allowed)" % url
+            return "%s refused the WebSocket handshake (HTTP %d)" % (url, status)
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return (
+                "%s: the server's TLS certificate is not trusted (%s); for a self-signed "
+                "one, set SSL_CERT_FILE=cert.pem" % (url, error.verify_message)
+            )
+        if tls and isinstance(error, ssl.SSLError | ConnectionResetError | InvalidMessage):
+            return "%s did not answer TLS: is it a plain server? try ws://%s" % (url, url[6:])
+        if not tls and isinstance(error, InvalidMessage):
+            return "%s did not answer in HTTP: is it a TLS server? try wss://%s" % (url, url[5:])
+        if isinstance(error, InvalidHandshake):
+            return "%s refused the WebSocket handshake: %s" % (url, error)
+        if isinstance(error, TimeoutError):
+            why = "no answer within %g s" % self.open_timeout_s
+        else:
+            why = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        return "cannot reach %s (%s); check the address and that you are on the drone's WiFi" % (
+            url,
+            why,
+        )
 
     async def close(self) -> None:
         self._closed = True
@@ -282,6 +367,11 @@ class StreamClient:
     async def _receive(self) -> AsyncIterator[ReceivedFrame | ServerMessage]:
         ws = self._ws
         assert ws is not None
+        # Tagged frames that come before the first clock reply wait for it (one round trip,
+        # once per connection), so the first frame has its latency too. A server that does
+        # not answer `clock` (it replies with an error) only delays EARLY_FRAMES frames.
+        early: list[tuple[bytes, int]] = []
+        holding = self.clock.offset_us is None
         while True:
             message = await ws.recv()  # raises ConnectionClosed when the stream ends
             if isinstance(message, str):
@@ -290,16 +380,29 @@ class StreamClient:
                     self.clock.sent()  # keep sampling: the lowest-delay round trip wins
                     await ws.send(protocol.CLOCK)
                 yield item
+                if holding and (self.clock.offset_us is not None or item.type == "error"):
+                    holding = False
+                    for data, received_us in early:
+                        yield await self._take(ws, self._on_frame(data, received_us))
+                    early.clear()
                 continue
-            frame = self._on_frame(message)
-            if frame is None:
+            received_us = now_us()
+            if holding and len(early) < EARLY_FRAMES and protocol.read_tag(message) is not None:
+                early.append((message, received_us))
                 continue
-            if self._acking:
-                await ws.send(protocol.ACK)
-            yield frame
+            holding = False
+            for data, early_us in early:
+                yield await self._take(ws, self._on_frame(data, early_us))
+            early.clear()
+            yield await self._take(ws, self._on_frame(message, received_us))
 
-    def _on_frame(self, message: bytes) -> ReceivedFrame | None:
-        received_us = now_us()
+    async def _take(self, ws: ClientConnection, frame: ReceivedFrame) -> ReceivedFrame:
+        """The frame, acknowledged as it goes to the application (credit flow, §3.4)."""
+        if self._acking:
+            await ws.send(protocol.ACK)
+        return frame
+
+    def _on_frame(self, message: bytes, received_us: int) -> ReceivedFrame:
         tag = protocol.read_tag(message)
         if tag is None:  # an untagged server (another implementation): count it all the same
             seq, capture_us = self._last_seq + 1, 0
@@ -389,12 +492,18 @@ def _is_normal(error: ConnectionClosed) -> bool:
 
 
 def _describe(error: Exception) -> str:
+    """Why a stream ended, in words: a lost link, a full server, a close code and reason."""
     if isinstance(error, ConnectionClosed):
         close = error.rcvd
         if close is None:
-            return "connection lost"
+            return "the connection was lost (no close from the server: link down or server gone)"
         if close.code == protocol.CLOSE_TRY_AGAIN_LATER:
-            return "server full (%s); try again later or raise --max-clients" % close.reason
+            # The reason is "server full (N clients)"; say it once, and what to do.
+            limit = close.reason.partition("(")[2].rstrip(")") or "its limit of clients"
+            return (
+                "server full: %s connected, its limit; try again later or raise the server's "
+                "--max-clients" % limit
+            )
         return "closed by the server: %d %s" % (close.code, close.reason)
     return str(error)
 
