@@ -91,7 +91,7 @@ async def test_a_lost_connection_leaves_a_playable_file(tmp_path):
             if recording.frames == 8:
                 written.set()
 
-        task = asyncio.create_task(record(server.url, out, on_frame=on_frame))
+        task = asyncio.create_task(record(server.url, out, on_frame=on_frame, reconnect=False))
         await asyncio.wait_for(written.wait(), seconds(10))
     result = await asyncio.wait_for(task, seconds(10))
     assert result.reason == "the server closed the stream"

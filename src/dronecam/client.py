@@ -37,9 +37,9 @@ from .core.telemetry import Telemetry, read_telemetry
 log = logging.getLogger("dronecam.client")
 
 EARLY_FRAMES = 4  # frames held at most while the first clock reply is on its way
-# The largest frame a client takes: a 4K camera's JPEGs at the best quality, with room to spare.
-# (MAX_FRAME_SIZE is the device's camera limit; a host server may send far larger frames.)
-MAX_RECEIVE_BYTES = 16 * 1024 * 1024
+# The largest message a client takes: the largest frame a server sends, with the tags of a
+# few relays (MAX_FRAME_SIZE is only the device's; a host's limit follows its frame size).
+MAX_RECEIVE_BYTES = protocol.MAX_FRAME_BYTES_CEILING + 4096
 
 
 class StreamError(Exception):

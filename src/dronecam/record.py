@@ -85,14 +85,23 @@ class Recording:
     frame, in microseconds, so a variable frame rate is kept.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, overwrite: bool = False) -> None:
         suffix = path.suffix.lower()
         if suffix not in REMUX_SUFFIXES + ENCODE_SUFFIXES:
             raise RecordError("record to .mkv, .avi (JPEGs kept) or .mp4 (H.264), not %s" % path)
+        if not path.parent.is_dir():
+            raise RecordError("cannot write %s: there is no folder %s" % (path, path.parent))
+        for taken in (path, sidecar_path(path)):
+            if taken.is_file() and not overwrite:
+                raise RecordError(
+                    "%s exists; add --overwrite (overwrite=True) to replace it" % taken
+                )
+        self.overwrite = overwrite
         self.path = path
         self.encode = suffix in ENCODE_SUFFIXES
         self.codec = h264_encoder() if self.encode else "mjpeg"
         self.frames = 0
+        self.bytes_muxed = 0
         self.first_us: int | None = None
         self.last_pts = -1
         self._container: Any = None
@@ -111,8 +120,8 @@ class Recording:
             height, width, _colorspace, subsampling = simplejpeg.decode_jpeg_header(jpeg)
         except ValueError as error:
             raise RecordError("the first frame is not a JPEG this can read: %s" % error) from None
-        try:  # first, and never over an existing file: it tells a recording was here
-            self._sidecar = open(self.sidecar_path, "x")  # closed in close()
+        try:  # first, and never over an existing file unless asked: it tells a recording was here
+            self._sidecar = open(self.sidecar_path, "w" if self.overwrite else "x")
         except OSError as error:
             raise RecordError(
                 "cannot write %s: %s" % (self.sidecar_path, error.strerror or error)
@@ -122,7 +131,9 @@ class Recording:
         except OSError as error:
             self._sidecar.close()
             self.sidecar_path.unlink()
-            raise RecordError("cannot write %s: %s" % (self.path, error.strerror)) from None
+            raise RecordError(
+                "cannot write %s: %s" % (self.path, error.strerror or error)
+            ) from None
         stream = self._container.add_stream(self.codec)
         stream.width, stream.height = width, height
         if self.encode:
@@ -164,6 +175,7 @@ class Recording:
             packet.pts = packet.dts = pts
             packet.time_base = MICROSECONDS
             packet.stream = self._stream
+            self.bytes_muxed += packet.size
             self._container.mux(packet)
         self.frames += 1
 
@@ -194,6 +206,7 @@ class Recording:
     def _mux(self, packets) -> None:
         assert self._container is not None
         for packet in packets:
+            self.bytes_muxed += packet.size
             self._container.mux(packet)
 
     def close(self) -> None:
@@ -213,20 +226,42 @@ class Recording:
 
     @property
     def bytes_written(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
+        """Video data muxed so far: the file's size lags behind it (the muxer buffers)."""
+        return self.bytes_muxed
+
+    @property
+    def seconds(self) -> float:
+        return self.last_pts / 1e6 if self.frames else 0.0
 
 
 class RecordResult:
-    """How a recording ended: frames kept, seconds of video, and why it stopped."""
+    """How a recording ended: frames kept, seconds of video, gaps, and why it stopped.
 
-    def __init__(self, path: Path, frames: int, seconds: float, reason: str) -> None:
+    `gaps` are the link drops the recording went on across: (at seconds of video, gap s).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        frames: int,
+        seconds: float,
+        reason: str,
+        gaps: list[tuple[float, float]] | None = None,
+    ) -> None:
         self.path = path
         self.frames = frames
         self.seconds = seconds
         self.reason = reason
+        self.gaps = gaps or []
+
+
+def file_size(size_bytes: int) -> str:
+    """Bytes in decimal units, as file managers show them: 950 kB, 1.23 MB, 2.05 GB."""
+    if size_bytes < 1_000_000:
+        return "%d kB" % round(size_bytes / 1000)
+    if size_bytes < 1_000_000_000:
+        return "%.2f MB" % (size_bytes / 1e6)
+    return "%.2f GB" % (size_bytes / 1e9)
 
 
 async def record(
@@ -236,58 +271,103 @@ async def record(
     max_frames: int | None = None,
     on_frame: Callable[[Recording], None] | None = None,
     window: int | None = 2,
+    *,
+    overwrite: bool = False,
+    reconnect: bool = True,
+    on_event: Callable[[str], None] | None = None,
+    backoff_min_s: float = 0.5,
+    backoff_max_s: float = 5.0,
 ) -> RecordResult:
     """Record the stream at `url` into `out` until the duration or frame count is reached,
-    the connection is lost, or the task is cancelled (Ctrl-C); the file is closed cleanly
-    in every case.
+    or the task is cancelled (Ctrl-C); the file is closed cleanly in every case.
+
+    A lost link is reconnected with backoff (unless `reconnect` is False: then it ends the
+    recording) and the recording goes on in the same file. Frames keep their capture times
+    on this machine's clock, so the gap is in the file as it happened; `on_event` is told
+    of each drop and return.
 
     Raises:
-        RecordError: the output cannot be written.
-        StreamError: the server cannot be reached at all.
+        RecordError: the output cannot be written, or exists and `overwrite` is False.
+        StreamError: the server cannot be reached at all when the recording starts.
     """
-    from .client import StreamClient, StreamError
+    from .client import ReceivedFrame, StreamClient, StreamError
 
-    recording = Recording(out)
+    if duration_s is not None and not duration_s > 0:
+        raise ValueError("the duration must be above 0 seconds")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError("record at least one frame")
+    recording = Recording(out, overwrite)
+    tell = on_event or (lambda message: None)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dronecam-record")
     loop = asyncio.get_running_loop()
     started = time.monotonic()
     reason = "stopped"
+    gaps: list[tuple[float, float]] = []
+    lost_at_us: int | None = None  # this machine's clock when the last frame before a drop came
+    last_frame_us = 0
+    client = StreamClient(
+        url,
+        window=window,
+        reconnect=reconnect,
+        backoff_min_s=backoff_min_s,
+        backoff_max_s=backoff_max_s,
+    )
     try:
-        async with StreamClient(url, window=window) as client:
-            deadline = None if duration_s is None else started + duration_s
-            frames = client.frames()
-            while True:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    reason = "duration reached"
-                    break
-                try:
-                    frame = await asyncio.wait_for(anext(frames), remaining)
-                except TimeoutError:
-                    reason = "duration reached"
-                    break
-                except StopAsyncIteration:
-                    reason = "the server closed the stream"
-                    break
-                except StreamError as error:
-                    reason = "connection lost: %s" % error
-                    break
-                capture_us = frame.capture_us or frame.received_us
-                await loop.run_in_executor(writer, recording.write, frame.jpeg, capture_us)
-                if on_frame is not None:
-                    on_frame(recording)
-                if max_frames is not None and recording.frames >= max_frames:
-                    reason = "%d frames recorded" % recording.frames
-                    break
+        await client.connect()
+        deadline = None if duration_s is None else started + duration_s
+        items = aiter(client)
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                reason = "duration reached"
+                break
+            try:
+                item = await asyncio.wait_for(anext(items), remaining)
+            except TimeoutError:
+                reason = "duration reached"
+                break
+            except StopAsyncIteration:
+                reason = "the server closed the stream"
+                break
+            except StreamError as error:
+                reason = str(error)
+                break
+            if not isinstance(item, ReceivedFrame):
+                if item.type == "disconnected" and lost_at_us is None:
+                    lost_at_us = last_frame_us
+                    tell(
+                        "link lost at %.1f s of video (%s); reconnecting"
+                        % (recording.seconds, item.data["reason"])
+                    )
+                continue
+            # The capture time on this machine's clock: the server's stamp less the clock
+            # offset. A restarted server's clock starts again; this one runs on.
+            offset_us = client.clock_offset_us
+            if item.capture_us and offset_us is not None:
+                local_us = item.capture_us - offset_us
+            else:
+                local_us = item.received_us
+            if lost_at_us is not None:
+                gap_s = max(0.0, (local_us - lost_at_us) / 1e6)
+                gaps.append((recording.seconds, gap_s))
+                tell("link back: %.1f s gap at %.1f s of video" % (gap_s, recording.seconds))
+                lost_at_us = None
+            last_frame_us = local_us
+            await loop.run_in_executor(writer, recording.write, item.jpeg, local_us)
+            if on_frame is not None:
+                on_frame(recording)
+            if max_frames is not None and recording.frames >= max_frames:
+                reason = "%d frames recorded" % recording.frames
+                break
     except asyncio.CancelledError:
         reason = "interrupted"
         raise
     finally:
+        await client.close()
         # One worker: a write still running finishes before the file is closed.
         writer.shutdown(wait=True)
         recording.close()
-    seconds = recording.last_pts / 1e6 if recording.frames else 0.0
-    return RecordResult(out, recording.frames, seconds, reason)
+    return RecordResult(out, recording.frames, recording.seconds, reason, gaps)
 
 
 async def record_nats(
@@ -297,6 +377,8 @@ async def record_nats(
     duration_s: float | None = None,
     max_frames: int | None = None,
     on_frame: Callable[[Recording], None] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> RecordResult:
     """Record a camera on NATS (`nats://HOST:PORT/NAME`): the last `since_s` seconds its
     replay stream kept, then live, until `duration_s` has passed or the frame count is reached
@@ -309,7 +391,7 @@ async def record_nats(
     from . import bus
 
     address = bus.NatsAddress(url)
-    recording = Recording(out)
+    recording = Recording(out, overwrite)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dronecam-record")
     loop = asyncio.get_running_loop()
     reason = "stopped"

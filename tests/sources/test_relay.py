@@ -1,14 +1,17 @@
-"""Relays on loopback: a chain two hops deep, latency end to end, upstream loss and return."""
+"""Relays on loopback: a chain two hops deep, latency end to end, upstream loss and return,
+and an upstream that is not there yet when the relay starts."""
 
 import asyncio
 import socket
 import statistics
+import time
 
 import pytest
 
 from dronecam.client import ReceivedFrame, ServerMessage, StreamClient
 from dronecam.core.protocol import read_tags, strip_tags
 from dronecam.core.source import FeedSettings, SourceError
+from dronecam.server import ServerSettings, running_server
 from dronecam.sources import make_source
 from dronecam.sources.relay import RelaySource
 from support import ListSource, host_server, seconds
@@ -72,20 +75,64 @@ async def test_a_relay_reports_a_lost_upstream_and_recovers_when_it_returns(jpeg
 
             await next_heartbeat("ok")
             await origin.stop()
-            lost = await next_heartbeat("failed")
-            assert "upstream" in lost["camera_error"] or "cannot reach" in lost["camera_error"]
+            lost = await next_heartbeat("waiting")
+            assert lost["camera_error"].startswith("upstream %s" % url)
             async with host_server(ListSource(jpegs, fps=30), port=port):
                 await next_heartbeat("ok")
                 while not isinstance(item := await anext(items), ReceivedFrame):
                     pass
                 assert strip_tags(item.jpeg) in jpegs
-            assert relay.feed.restarts >= 1
+            assert relay.feed.restarts == 0  # it waited for the upstream; nothing to re-open
 
 
-async def test_a_relay_url_that_does_not_answer_is_a_clear_error():
-    with socket.socket() as probe:  # a port nobody listens on
+def _free_port() -> int:
+    with socket.socket() as probe:  # a port nobody listens on (until the test starts there)
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    relay = make_source("ws://127.0.0.1:%d/ws" % port)
-    with pytest.raises(SourceError, match=r"cannot reach ws://127\.0\.0\.1"):
-        await relay.open()
+        return probe.getsockname()[1]
+
+
+async def test_a_relay_started_before_its_upstream_waits_for_it_then_streams(jpegs):
+    # A companion computer boots before the drone's WiFi is up: the relay must not exit.
+    port = _free_port()
+    upstream = "ws://127.0.0.1:%d/ws" % port
+    logged: list[str] = []
+    settings = ServerSettings(host="127.0.0.1", port=0, heartbeat_interval_ms=100)
+    source = RelaySource(upstream, open_timeout_s=seconds(1))
+    async with (
+        running_server(source, settings, log=logged.append) as relay,
+        StreamClient(relay.url) as client,
+    ):
+        items = aiter(client)
+        waiting = []
+        async with asyncio.timeout(seconds(10)):
+            while len(waiting) < 15:  # 1.5 s of heartbeats: several tries with backoff
+                item = await anext(items)
+                assert not isinstance(item, ReceivedFrame)
+                if item.type == "heartbeat" and item.data["camera"] == "waiting":
+                    waiting.append(item.data)
+        assert client.welcome["type"] == "welcome"
+        assert "cannot reach %s" % upstream in waiting[-1]["camera_error"]
+        assert [line for line in logged if "waiting" in line] == [
+            "[Camera] waiting: %s" % waiting[0]["camera_error"]
+        ]  # once, not once per try
+        async with host_server(ListSource(jpegs, fps=30), port=port):
+            async with asyncio.timeout(seconds(5)):  # the relay retries every 2 s at most
+                while not isinstance(await anext(items), ReceivedFrame):
+                    pass
+            frames = 0
+            started = time.monotonic()
+            async with asyncio.timeout(seconds(10)):
+                while time.monotonic() - started < 2:
+                    frames += isinstance(await anext(items), ReceivedFrame)
+            fps = frames / (time.monotonic() - started)
+    assert fps > 24, "%.1f fps through the relay" % fps
+    assert len([line for line in logged if "waiting" in line]) == 1
+    assert [line for line in logged if "streaming" in line] == [
+        "[Camera] streaming (relay:%s)" % upstream
+    ]
+    print("relay: %.1f fps once its upstream came up" % fps)
+
+
+def test_a_relay_url_that_cannot_be_one_is_refused_at_once():
+    with pytest.raises(SourceError, match="port must be from 1 to 65535"):
+        make_source("ws://127.0.0.1:70000/ws")

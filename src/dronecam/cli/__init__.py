@@ -10,10 +10,11 @@ import argparse
 import logging
 
 from . import clients, fleet, serve, tools
+from .options import Parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dronecam",
         description="Live drone-camera video over WebSocket (ws://HOST:PORT/ws).",
     )

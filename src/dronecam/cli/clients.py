@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
+
+from ..core import protocol
+from .options import add_overwrite, integer, new_file, positive, require
 
 
 def _add_url(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +22,7 @@ def _add_url(parser: argparse.ArgumentParser) -> None:
 def _add_window(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--window",
-        type=int,
+        type=integer(0, protocol.MAX_WINDOW),
         default=2,
         help="credit flow: frames in flight, 0 for none as the original clients (default: 2)",
     )
@@ -35,7 +37,7 @@ def add_clients(commands) -> None:
     _add_url(stats)
     _add_window(stats)
     stats.add_argument(
-        "--duration", type=float, help="stop after this many seconds (default: Ctrl-C)"
+        "--duration", type=positive, help="stop after this many seconds (default: Ctrl-C)"
     )
     stats.set_defaults(run=_run_stats)
 
@@ -55,7 +57,10 @@ def add_clients(commands) -> None:
     )
     _add_url(snapshot)
     snapshot.add_argument("out", help="output file, e.g. out.jpg")
-    snapshot.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default: 5)")
+    snapshot.add_argument(
+        "--timeout", type=positive, default=5.0, help="seconds to wait (default: 5)"
+    )
+    add_overwrite(snapshot)
     snapshot.set_defaults(run=_run_snapshot)
 
 
@@ -88,10 +93,11 @@ def _run_view(args: argparse.Namespace) -> int:
 
 
 def _run_snapshot(args: argparse.Namespace) -> int:
-
     from ..client import snapshot
     from ..core.exif import geotag
     from ..core.telemetry import read_telemetry
+
+    out = new_file(args.out, args.overwrite)
 
     async def save() -> None:
         if _is_nats(args.url):  # asked of the camera's publisher: no stream joined
@@ -105,8 +111,16 @@ def _run_snapshot(args: argparse.Namespace) -> int:
         if telemetry is not None and telemetry.lat_deg is not None:
             jpeg = geotag(jpeg, telemetry)  # EXIF GPS: where the drone was at this frame
             where = ", geotagged %.6f, %.6f" % (telemetry.lat_deg, telemetry.lon_deg or 0.0)
-        Path(args.out).write_bytes(jpeg)
-        print("saved %s (%d bytes%s)" % (args.out, len(jpeg), where))
+        # "x": a file that appeared meanwhile is not replaced either.
+        mode = "wb" if args.overwrite or out.exists() else "xb"
+        try:
+            with out.open(mode) as file:
+                file.write(jpeg)
+        except OSError as error:
+            raise SystemExit(
+                "dronecam: cannot write %s: %s" % (out, error.strerror or error)
+            ) from None
+        print("saved %s (%d bytes%s)" % (out, len(jpeg), where))
 
     return _run_client(save())
 
@@ -120,44 +134,49 @@ def add_record(commands) -> None:
         "record",
         help="record a stream to .mkv/.avi (JPEGs kept) or .mp4 (H.264)",
         description="Record ws://HOST:PORT/ws to a video file until the duration or frame "
-        "count is reached, the connection is lost, or Ctrl-C; the file is always left playable.",
+        "count is reached, or Ctrl-C; a lost link is reconnected and the recording goes on in "
+        "the same file, the gap kept as it happened. The file is always left playable, and an "
+        "existing one is never replaced without --overwrite.",
     )
     parser.add_argument(
         "url",
         help="stream URL, e.g. ws://192.168.4.1/ws, or a camera on NATS: nats://HOST:PORT/NAME",
     )
     parser.add_argument("out", help="output file: .mkv, .avi (no re-encoding) or .mp4 (H.264)")
-    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    parser.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    parser.add_argument("--duration", type=positive, metavar="S", help="stop after S seconds")
+    parser.add_argument("--frames", type=integer(1), metavar="N", help="stop after N frames")
     parser.add_argument(
         "--since",
-        type=float,
+        type=positive,
         default=0,
         metavar="S",
         help="with nats://HOST:PORT/NAME: begin S seconds ago, from the camera's --replay "
         "(docs/nats.md), then go on live",
     )
+    parser.add_argument(
+        "--no-reconnect",
+        dest="reconnect",
+        action="store_false",
+        help="stop at the first lost connection instead of reconnecting",
+    )
+    add_overwrite(parser)
     parser.set_defaults(run=_run_record)
 
 
 def _run_record(args: argparse.Namespace) -> int:
-    import importlib.util
     import time
 
-    if importlib.util.find_spec("av") is None:
-        print("dronecam: recording needs PyAV: pip install 'dronecam[av]'", file=sys.stderr)
-        return 2
+    require("av", "av", "recording")
     from rich.progress import Progress, TextColumn, TimeElapsedColumn
 
     from ..bus import BusError
     from ..client import StreamError
-    from ..record import RecordError, record, record_nats
+    from ..record import RecordError, file_size, record, record_nats
+
+    out = new_file(args.out, args.overwrite)
 
     if args.since and not _is_nats(args.url):
         print("dronecam: --since needs a camera on NATS: nats://HOST:PORT/NAME", file=sys.stderr)
-        return 2
-    if args.since < 0:
-        print("dronecam: --since must be positive", file=sys.stderr)
         return 2
     columns = [
         TextColumn("[bold]{task.description}"),
@@ -167,7 +186,7 @@ def _run_record(args: argparse.Namespace) -> int:
         TimeElapsedColumn(),
     ]
     with Progress(*columns, transient=False) as progress:
-        task = progress.add_task(Path(args.out).name, fps=0.0, size="0 KB")
+        task = progress.add_task(out.name, fps=0.0, size=file_size(0))
         first = [0.0]
 
         def on_frame(recording) -> None:
@@ -180,16 +199,34 @@ def _run_record(args: argparse.Namespace) -> int:
                 task,
                 completed=recording.frames,
                 fps=fps,
-                size="%.0f KB" % (recording.bytes_written / 1024),
+                size=file_size(recording.bytes_written),
             )
+
+        def on_event(message: str) -> None:
+            progress.console.print("dronecam: %s" % message, style="yellow")
 
         try:
             if _is_nats(args.url):
                 job = record_nats(
-                    args.url, Path(args.out), args.since, args.duration, args.frames, on_frame
+                    args.url,
+                    out,
+                    args.since,
+                    args.duration,
+                    args.frames,
+                    on_frame,
+                    overwrite=args.overwrite,
                 )
             else:
-                job = record(args.url, Path(args.out), args.duration, args.frames, on_frame)
+                job = record(
+                    args.url,
+                    out,
+                    args.duration,
+                    args.frames,
+                    on_frame,
+                    overwrite=args.overwrite,
+                    reconnect=args.reconnect,
+                    on_event=on_event,
+                )
             result = asyncio.run(job)
         except KeyboardInterrupt:
             print("dronecam: interrupted; %s is closed and playable" % args.out, file=sys.stderr)
@@ -197,8 +234,16 @@ def _run_record(args: argparse.Namespace) -> int:
         except (StreamError, RecordError, BusError) as error:
             print("dronecam: %s" % error, file=sys.stderr)
             return 1
+    gaps = "; %d gaps, %.1f s in all" % (len(result.gaps), sum(g for _, g in result.gaps))
     print(
-        "%s: %d frames, %.1f s of video (%s)"
-        % (result.path, result.frames, result.seconds, result.reason)
+        "%s: %d frames, %.1f s of video, %s%s (%s)"
+        % (
+            result.path,
+            result.frames,
+            result.seconds,
+            file_size(result.path.stat().st_size if result.frames else 0),
+            gaps if result.gaps else "",
+            result.reason,
+        )
     )
     return 0 if result.frames else 1

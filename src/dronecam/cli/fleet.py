@@ -7,6 +7,8 @@ import asyncio
 import sys
 import time
 
+from .options import positive
+
 COLUMNS = ("camera", "fps", "clients", "state", "frame", "newest frame", "url")
 
 
@@ -19,7 +21,7 @@ def add_fleet(commands) -> None:
     )
     parser.add_argument("url", help="NATS server, e.g. nats://ground:4222 (docs/nats.md)")
     parser.add_argument(
-        "--duration", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)"
+        "--duration", type=positive, metavar="S", help="stop after S seconds (default: Ctrl-C)"
     )
     parser.set_defaults(run=_run_fleet)
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ..client import ClientStats, ReceivedFrame, ServerMessage, StreamClient
+from ..client import ClientStats, ServerMessage, StreamClient
 from ..core.telemetry import Telemetry
 
 
@@ -88,10 +88,12 @@ def telemetry_rows(t: Telemetry | None) -> list[tuple[str, str]]:
     return rows
 
 
-def summary(stats: ClientStats) -> str:
-    return "frames %d, fps %.1f, latency p50 %s p99 %s, dropped %d, reconnects %d" % (
+def summary(stats: ClientStats, seconds: float) -> str:
+    """The last line: the fps is the frames received over the whole run, outages included."""
+    return "frames %d in %.1f s, fps %.1f, latency p50 %s p99 %s, dropped %d, reconnects %d" % (
         stats.frames,
-        stats.fps,
+        seconds,
+        stats.frames / seconds if seconds > 0 else 0.0,
         _ms(stats.latency_ms(50)),
         _ms(stats.latency_ms(99)),
         stats.dropped,
@@ -103,30 +105,34 @@ async def run(url: str, duration_s: float | None, window: int | None, console: C
     """Show live figures until Ctrl-C or `duration_s`; print a one-line summary at the end."""
     client = StreamClient(url, window=window, reconnect=True)
     state = "connecting"
-    deadline = None if duration_s is None else time.monotonic() + duration_s
+    started = time.monotonic()
+    deadline = None if duration_s is None else started + duration_s
     with Live(
         render(url, client.stats, state),
         console=console,
         refresh_per_second=4,
         transient=not console.is_terminal,
     ) as live:
-        last_draw = 0.0
 
         async def consume() -> None:
-            nonlocal state, last_draw
+            nonlocal state
             async for item in client:
                 if isinstance(item, ServerMessage):
                     if item.type == "disconnected":
                         state = "reconnecting: %s" % item.data["reason"]
                     elif item.type in ("welcome", "connected"):
                         state = "streaming"
-                elif isinstance(item, ReceivedFrame) and time.monotonic() - last_draw > 0.25:
-                    last_draw = time.monotonic()
-                    live.update(render(url, client.stats, state))
 
+        async def draw() -> None:
+            # On a timer, not per frame: during an outage the figures must fall, not freeze.
+            while True:
+                await asyncio.sleep(0.25)
+                live.update(render(url, client.stats, state))
+
+        await client.connect()
+        state = "streaming"
+        drawer = asyncio.create_task(draw())
         try:
-            await client.connect()
-            state = "streaming"
             if deadline is None:
                 await consume()
             else:
@@ -134,5 +140,6 @@ async def run(url: str, duration_s: float | None, window: int | None, console: C
         except TimeoutError:
             pass
         finally:
+            drawer.cancel()
             await client.close()
-    console.print(summary(client.stats))
+    console.print(summary(client.stats, time.monotonic() - started), soft_wrap=True)

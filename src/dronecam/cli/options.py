@@ -31,7 +31,10 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.add_argument(
-            "--version", action="version", version="dronecam %s" % version(), help=argparse.SUPPRESS
+            "--version",
+            action="version",
+            version="dronecam %s" % version(),
+            help="print the version",
         )
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -51,11 +54,6 @@ def integer(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a duration in seconds, above 0."""
-    return positive(text)
 
 
 def positive(text: str) -> float:
@@ -101,9 +99,9 @@ def require(module: str, extra: str, what: str) -> ModuleType:
         ) from None
 
 
-def new_file(text: str, overwrite: bool) -> Path:
+def new_file(text: str, overwrite: bool, ours: Callable[[Path], bool] | None = None) -> Path:
     """Where a command will write: its folder must exist, and an existing file is kept
-    unless `overwrite`.
+    unless `overwrite` (or `ours(path)` says the command wrote it itself before).
 
     Raises:
         SystemExit: with one line saying what is wrong and what to do.
@@ -114,9 +112,16 @@ def new_file(text: str, overwrite: bool) -> Path:
         raise SystemExit("dronecam: cannot write %s: there is no folder %s" % (path, folder))
     if path.is_dir():
         raise SystemExit("dronecam: cannot write %s: it is a folder; name a file" % path)
-    if path.exists() and not overwrite:
+    # Only a regular file is kept: /dev/null or a named pipe is a place to write to.
+    if path.is_file() and not overwrite and not (ours is not None and ours(path)):
         raise SystemExit("dronecam: %s exists; add --overwrite to replace it" % path)
     return path
+
+
+def add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the output file if it exists"
+    )
 
 
 def fail(message: str) -> int:

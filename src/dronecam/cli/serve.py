@@ -12,7 +12,10 @@ from pathlib import Path
 from ..core import protocol
 from .mavlink import add_mavlink_options, mavlink_settings
 from .nats import add_nats_options, make_nats_outputs
+from .options import PORT, add_overwrite, frame_size, integer, new_file, positive
 from .outputs import add_output_options, make_outputs
+
+VIEWER_MARK = b"<!-- dronecam viewer"
 
 
 def add_serve(commands) -> None:
@@ -22,7 +25,9 @@ def add_serve(commands) -> None:
         description="Serve the camera at ws://HOST:PORT/ws with the original device's protocol.",
     )
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080)")
+    parser.add_argument(
+        "--port", type=PORT, default=8080, help="TCP port, 0 for any (default: 8080)"
+    )
     parser.add_argument(
         "--source",
         default="synthetic:",
@@ -31,48 +36,50 @@ def add_serve(commands) -> None:
     )
     parser.add_argument(
         "--max-clients",
-        type=int,
+        type=integer(1, 10000),
         default=protocol.MAX_CLIENTS,
         help="clients served at once; the next is refused (default: 5)",
     )
     parser.add_argument(
         "--fps",
-        type=float,
+        type=positive,
         default=None,
         help="frames per second (default: the source's own; 30 for synthetic:)",
     )
     parser.add_argument(
         "--size",
-        default="%dx%d" % (protocol.DEFAULT_WIDTH, protocol.DEFAULT_HEIGHT),
+        type=frame_size,
+        default=(protocol.DEFAULT_WIDTH, protocol.DEFAULT_HEIGHT),
         help="frame size WIDTHxHEIGHT (default: 640x480)",
     )
     parser.add_argument(
         "--quality",
-        type=int,
+        type=integer(0, 63),
         default=protocol.DEFAULT_QUALITY,
         help="JPEG quality on the OV2640 scale, 0 best .. 63 worst (default: 12)",
     )
     parser.add_argument(
         "--heartbeat-ms",
-        type=int,
+        type=integer(100, 2000),
         default=protocol.HEARTBEAT_INTERVAL_MS,
         help="heartbeat interval, 100-2000 ms (default: 1000)",
     )
     parser.add_argument(
         "--stream-timeout-ms",
-        type=int,
+        type=integer(100, 3_600_000),
         default=protocol.STREAM_TIMEOUT_MS,
         help="close a client that takes no frame this long (default: 5000)",
     )
     parser.add_argument(
         "--max-frame-bytes",
-        type=int,
-        default=protocol.MAX_FRAME_SIZE,
-        help="larger frames are dropped and counted (default: 100000)",
+        type=integer(1024, protocol.MAX_FRAME_BYTES_CEILING),
+        default=None,
+        help="larger frames are dropped and counted (default: from the frame size and "
+        "quality, 100000 at 640x480 as on the device; the start-up log says the value)",
     )
     parser.add_argument(
         "--send-buffer",
-        type=int,
+        type=integer(4096, 16 * 1024 * 1024),
         default=32 * 1024,
         help="kernel send buffer per client, bytes (default: 32768)",
     )
@@ -114,7 +121,7 @@ def _add_access(parser: argparse.ArgumentParser) -> None:
     access.add_argument("--keyfile", help="TLS private key (PEM), if not in the certificate file")
     access.add_argument(
         "--handshake-timeout-ms",
-        type=int,
+        type=integer(100, 60_000),
         default=protocol.HANDSHAKE_TIMEOUT_MS,
         help="close a connection that has not finished its handshake by then (default: 5000)",
     )
@@ -147,21 +154,13 @@ def _access_settings(args: argparse.Namespace) -> dict:
     }
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise SystemExit("dronecam: --size must look like 640x480, not %r" % text) from None
-    return width, height
-
-
 def _run_serve(args: argparse.Namespace) -> int:
     from ..core.source import FeedSettings, SourceError
     from ..server import ServerSettings, build_server
     from ..server.mavlink_link import MavlinkLinkError
     from ..sources import SourceSettings, make_source
 
-    width, height = _parse_size(args.size)
+    width, height = args.size
     try:
         source = make_source(
             args.source, SourceSettings(width, height, args.fps, args.quality, args.loop)
@@ -184,7 +183,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     server = build_server(
         source,
         settings,
-        FeedSettings(max_frame_bytes=args.max_frame_bytes),
+        FeedSettings(max_frame_bytes=args.max_frame_bytes, quality=args.quality),
         log=logging.getLogger("dronecam.camera").info,
         outputs=outputs,
         mavlink=mavlink,
@@ -236,9 +235,11 @@ def add_viewer(commands) -> None:
     parser.add_argument(
         "--out",
         default="dronecam-viewer.html",
-        help="where to write the page; - for stdout (default: ./dronecam-viewer.html)",
+        help="where to write the page; - for stdout (default: ./dronecam-viewer.html; an "
+        "earlier viewer page there is replaced, any other file only with --overwrite)",
     )
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
+    add_overwrite(parser)
     parser.add_argument(
         "--url",
         help="camera to connect to at once, e.g. ws://192.168.4.1/ws (with --open)",
@@ -256,7 +257,7 @@ def _run_viewer(args: argparse.Namespace) -> int:
             raise SystemExit("dronecam: --open needs a file; use --out PATH, not -")
         sys.stdout.buffer.write(html)
         return 0
-    path = Path(args.out).resolve()
+    path = new_file(args.out, args.overwrite, _is_viewer_page).resolve()
     try:
         path.write_bytes(html)
     except OSError as error:
@@ -269,6 +270,15 @@ def _run_viewer(args: argparse.Namespace) -> int:
             print("dronecam: no browser found; open %s yourself" % page, file=sys.stderr)
             return 1
     return 0
+
+
+def _is_viewer_page(path: Path) -> bool:
+    """An earlier copy of the viewer page: replacing it loses nothing of the user's."""
+    try:
+        with path.open("rb") as page:
+            return VIEWER_MARK in page.read(256)
+    except OSError:
+        return False
 
 
 def _viewer_html() -> bytes:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..core import protocol
+from .options import PORT, add_overwrite, frame_size, integer, new_file, positive, require
 
 
 def add_firmware(commands) -> None:
@@ -24,14 +25,17 @@ def add_firmware(commands) -> None:
         description="Serve ws://127.0.0.1:PORT/ws from the real firmware code under the "
         "micropython binary; the stand-in camera replays JPEG files.",
     )
-    run.add_argument("--port", type=int, default=8080, help="TCP port, 0 for any (default: 8080)")
+    run.add_argument("--port", type=PORT, default=8080, help="TCP port, 0 for any (default: 8080)")
     run.add_argument("--host", default="127.0.0.1", help="address to listen on")
     run.add_argument(
         "--frames", type=Path, help="folder of .jpg files to replay (default: synthetic frames)"
     )
     run.add_argument("--heapsize", help="MicroPython heap, e.g. 512k or 2M (default: its own)")
     run.add_argument(
-        "--max-clients", type=int, default=protocol.MAX_CLIENTS, help="clients served at once"
+        "--max-clients",
+        type=integer(1, 64),
+        default=protocol.MAX_CLIENTS,
+        help="clients served at once",
     )
     run.add_argument(
         "--flight",
@@ -52,6 +56,7 @@ def add_firmware(commands) -> None:
     deploy.set_defaults(run=_run_firmware_deploy)
     bundle = actions.add_parser("bundle", help="write the device's files (sources) into a folder")
     bundle.add_argument("out", type=Path, help="folder to write")
+    add_overwrite(bundle)
     bundle.set_defaults(run=_run_firmware_bundle)
 
 
@@ -90,6 +95,16 @@ def _run_firmware_deploy(args: argparse.Namespace) -> int:
 def _run_firmware_bundle(args: argparse.Namespace) -> int:
     from ..tools import firmware as firmware_host
 
+    if not args.out.parent.is_dir():
+        raise SystemExit(
+            "dronecam: cannot write %s: there is no folder %s" % (args.out, args.out.parent)
+        )
+    taken = [target for _, target in firmware_host.bundle_files() if (args.out / target).exists()]
+    if taken and not args.overwrite:
+        raise SystemExit(
+            "dronecam: %s already holds %s (and %d more); add --overwrite to replace them"
+            % (args.out, taken[0], len(taken) - 1)
+        )
     for path in firmware_host.build_bundle(args.out):
         print(args.out / path)
     return 0
@@ -102,10 +117,12 @@ def add_soak(commands) -> None:
         description="Soak test (docs/security.md): by default starts its own server in a child "
         "process; --url targets a running one (--pid adds its RSS and descriptors).",
     )
-    parser.add_argument("--duration", type=float, default=600.0, help="seconds (default: 600)")
-    parser.add_argument("--steady", type=int, default=2, help="clients that stay (default: 2)")
+    parser.add_argument("--duration", type=positive, default=600.0, help="seconds (default: 600)")
     parser.add_argument(
-        "--churn", type=int, default=3, help="clients that come and go (default: 3)"
+        "--steady", type=integer(0, 1000), default=2, help="clients that stay (default: 2)"
+    )
+    parser.add_argument(
+        "--churn", type=integer(0, 1000), default=3, help="clients that come and go (default: 3)"
     )
     parser.add_argument("--url", help="soak a running server instead of a child one")
     parser.add_argument(
@@ -114,11 +131,18 @@ def add_soak(commands) -> None:
         help="soak the firmware under the MicroPython unix port instead (dronecam[firmware])",
     )
     parser.add_argument(
-        "--pid", type=int, help="the running server's process id, for its resources"
+        "--pid", type=integer(1), help="the running server's process id, for its resources"
     )
     parser.add_argument("--source", default="synthetic:", help="the child server's camera")
-    parser.add_argument("--size", default="640x480", help="the child server's frame size")
-    parser.add_argument("--fps", type=float, default=protocol.DEFAULT_FPS, help="its frame rate")
+    parser.add_argument(
+        "--size",
+        type=frame_size,
+        default=(protocol.DEFAULT_WIDTH, protocol.DEFAULT_HEIGHT),
+        help="the child server's frame size (default: 640x480)",
+    )
+    parser.add_argument(
+        "--fps", type=positive, default=float(protocol.DEFAULT_FPS), help="its frame rate"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each sample")
     parser.set_defaults(run=_run_soak)
@@ -127,10 +151,12 @@ def add_soak(commands) -> None:
 def _run_soak(args: argparse.Namespace) -> int:
     import json
 
+    require("psutil", "bench", "soak")
     from ..tools.soak import SoakSettings, run_soak
 
+    size = "%dx%d" % args.size
     server_args = (
-        *("--source", args.source, "--size", args.size, "--fps", str(args.fps)),
+        *("--source", args.source, "--size", size, "--fps", str(args.fps)),
         *("--max-clients", str(args.steady + args.churn)),
     )
     try:
@@ -160,27 +186,38 @@ def add_bench(commands) -> None:
         description="Start a server (or target --url), run N clients for T seconds, report "
         "fps, drops, latency, throughput, server CPU per frame sent and RSS (docs/bench.md).",
     )
-    parser.add_argument("-n", "--clients", type=int, default=5, help="normal clients (default: 5)")
     parser.add_argument(
-        "-t", "--seconds", type=float, default=20, help="measured seconds per run (default: 20)"
+        "-n", "--clients", type=integer(0, 100_000), default=5, help="normal clients (default: 5)"
     )
     parser.add_argument(
-        "--processes", type=int, default=1, help="client processes to spread over (default: 1)"
+        "-t", "--seconds", type=positive, default=20, help="measured seconds per run (default: 20)"
     )
     parser.add_argument(
-        "--slow", type=int, default=0, help="extra clients that read 5 frames a second"
+        "--processes",
+        type=integer(1, 64),
+        default=1,
+        help="client processes to spread over (default: 1)",
+    )
+    parser.add_argument(
+        "--slow",
+        type=integer(0, 100_000),
+        default=0,
+        help="extra clients that read 5 frames a second",
     )
     parser.add_argument(
         "--credit",
         nargs="?",
-        type=int,
+        type=integer(1, protocol.MAX_WINDOW),
         const=2,
         default=0,
         metavar="WINDOW",
         help="slow clients use credit flow: window WINDOW (default 2), an ack per frame",
     )
     parser.add_argument(
-        "--rcvbuf", type=int, default=0, help="slow clients' SO_RCVBUF, bytes (default: kernel's)"
+        "--rcvbuf",
+        type=integer(0, 64 * 1024 * 1024),
+        default=0,
+        help="slow clients' SO_RCVBUF, bytes (default: kernel's)",
     )
     parser.add_argument(
         "--server",
@@ -188,17 +225,24 @@ def add_bench(commands) -> None:
         help="dronecam, broadcast, naive, a comma list or all (default: dronecam)",
     )
     parser.add_argument("--url", help="bench a running server instead of starting one")
-    parser.add_argument("--server-pid", type=int, help="with --url: its pid, for CPU and RSS")
+    parser.add_argument(
+        "--server-pid", type=integer(1), help="with --url: its pid, for CPU and RSS"
+    )
     parser.add_argument(
         "--source",
         default="synthetic:?prerender=60",
         help="the servers' source (default: 60 pre-encoded frames looped, almost free per frame)",
     )
     parser.add_argument(
-        "--max-clients", type=int, help="server's client limit (default: clients + slow)"
+        "--max-clients",
+        type=integer(1, 100_000),
+        help="server's client limit (default: clients + slow)",
     )
     parser.add_argument(
-        "--send-buffer", type=int, default=32 * 1024, help="dronecam's SO_SNDBUF per client"
+        "--send-buffer",
+        type=integer(4096, 16 * 1024 * 1024),
+        default=32 * 1024,
+        help="dronecam's SO_SNDBUF per client",
     )
     parser.add_argument(
         "--uvloop",
@@ -206,12 +250,15 @@ def add_bench(commands) -> None:
         help="run the dronecam server on uvloop (baselines stay on asyncio's loop)",
     )
     parser.add_argument(
-        "--repeat", type=int, default=1, help="rounds of every server, for ratios (default: 1)"
+        "--repeat",
+        type=integer(1, 100),
+        default=1,
+        help="rounds of every server, for ratios (default: 1)",
     )
     parser.add_argument("--profile", metavar="FILE", help="cProfile the dronecam server to FILE")
     parser.add_argument(
         "--soak",
-        type=float,
+        type=positive,
         nargs="?",
         const=600.0,
         metavar="SECONDS",
@@ -221,16 +268,17 @@ def add_bench(commands) -> None:
     parser.add_argument(
         "--json", metavar="FILE", help="also write every figure as JSON ('-': stdout)"
     )
+    add_overwrite(parser)
     parser.set_defaults(run=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    import importlib.util
     import json
 
-    if importlib.util.find_spec("psutil") is None:
-        print("dronecam: bench needs psutil: pip install 'dronecam[bench]'", file=sys.stderr)
-        return 2
+    require("psutil", "bench", "bench")
+    for output in (args.json, args.profile):
+        if output and output != "-":  # checked now, not after a run of minutes
+            new_file(output, args.overwrite)
     from rich.console import Console
 
     from ..tools.bench import SERVER_KINDS, BenchSettings, run_bench
@@ -245,7 +293,7 @@ def _run_bench(args: argparse.Namespace) -> int:
             pid=args.server_pid,
             firmware=False,
             source=args.source,
-            size="%dx%d" % (protocol.DEFAULT_WIDTH, protocol.DEFAULT_HEIGHT),
+            size=(protocol.DEFAULT_WIDTH, protocol.DEFAULT_HEIGHT),
             fps=float(protocol.DEFAULT_FPS),
             json=args.json == "-",
             verbose=False,

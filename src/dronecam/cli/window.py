@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
 import numpy as np
 
@@ -13,8 +15,21 @@ INSTALL_HINT = (
 )
 
 
+def check_display(environ=os.environ, platform: str = sys.platform) -> None:
+    """SystemExit if no window can open: OpenCV's Qt backend aborts the process (SIGABRT)
+    when it finds no display, past any Python error handling, so look before it does."""
+    if not platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return
+    if not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY"):
+        raise SystemExit(
+            "dronecam view needs a display, and neither DISPLAY nor WAYLAND_DISPLAY is set: "
+            "run it on the desktop (or ssh -X), or watch in a browser: dronecam viewer --open"
+        )
+
+
 def load_cv2():
     """OpenCV with a GUI backend, or SystemExit telling the user what to install."""
+    check_display()
     try:
         import cv2
     except ImportError:

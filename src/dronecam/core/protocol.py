@@ -21,7 +21,8 @@ HANDSHAKE_TIMEOUT_MS = const(5000)
 MAX_CLIENT_MESSAGE_BYTES = const(4096)
 MAX_WINDOW = const(64)
 
-WELCOME_MESSAGE = "Connected to 30fps drone camera stream"
+WELCOME_FORMAT = "Connected to %sfps drone camera stream"
+WELCOME_MESSAGE = WELCOME_FORMAT % "30"
 
 # §4 Close codes (RFC 6455 §7.4.1).
 CLOSE_NORMAL = const(1000)
@@ -45,6 +46,7 @@ CAMERA_STARTING = "starting"
 CAMERA_OK = "ok"
 CAMERA_STALLED = "stalled"
 CAMERA_FAILED = "failed"
+CAMERA_WAITING = "waiting"  # for its input: a relay's upstream not (yet) reachable
 
 
 class ProtocolError(Exception):
@@ -71,7 +73,11 @@ def _with_extra(pairs, extra) -> str:
 
 # §2 Server messages. Fields in the contract come first and never go away; extras follow.
 def welcome_message(extra=None) -> str:
-    return _with_extra([("type", "welcome"), ("message", WELCOME_MESSAGE)], extra)
+    """The welcome; its text names the camera's real rate (`fps` in `extra`), in the
+    original's words: "Connected to 30fps drone camera stream" at 30 or when unknown."""
+    fps = extra.get("fps") if extra else None
+    text = WELCOME_FORMAT % ("%g" % fps) if fps else WELCOME_MESSAGE
+    return _with_extra([("type", "welcome"), ("message", text)], extra)
 
 
 def heartbeat_message(fps: float, clients: int, extra=None) -> str:
@@ -238,6 +244,24 @@ DEFAULT_HEIGHT = const(480)
 DEFAULT_FPS = const(30)
 DEFAULT_QUALITY = const(12)
 FRAME_BUFFERS = const(2)
+
+
+# The largest frame any dronecam server sends (a host's --max-frame-bytes at most): clients
+# take messages up to this, plus the tags of a few relays.
+MAX_FRAME_BYTES_CEILING = const(16 * 1024 * 1024)
+
+
+def frame_bytes_limit(width: int, height: int, quality: int = DEFAULT_QUALITY) -> int:
+    """The frame limit for a camera of this size and quality (§1): the original's
+    MAX_FRAME_SIZE for VGA at quality 12 (2.6 bits a pixel), scaled by the frame's area and
+    doubled for every 6 steps of better quality; never below MAX_FRAME_SIZE.
+
+    A 2560x1440 camera at quality 12 gets 1200000 bytes: its JPEGs are typically 100-400 KB.
+    """
+    scale = width * height / (DEFAULT_WIDTH * DEFAULT_HEIGHT)
+    if quality < DEFAULT_QUALITY:
+        scale *= 2 ** ((DEFAULT_QUALITY - quality) / 6)
+    return min(MAX_FRAME_BYTES_CEILING, max(MAX_FRAME_SIZE, int(MAX_FRAME_SIZE * scale)))
 
 
 def quality_percent(ov2640_quality: int) -> int:

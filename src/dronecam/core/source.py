@@ -15,8 +15,13 @@ from .protocol import (
     CAMERA_OK,
     CAMERA_STALLED,
     CAMERA_STARTING,
+    CAMERA_WAITING,
+    DEFAULT_HEIGHT,
+    DEFAULT_QUALITY,
+    DEFAULT_WIDTH,
     MAX_FRAME_SIZE,
     check_jpeg,
+    frame_bytes_limit,
 )
 
 
@@ -25,17 +30,26 @@ class SourceError(Exception):
 
 
 class FeedSettings:
-    """How the feed judges a source: frame limit, stall timeout, bad-frame tolerance, backoff."""
+    """How the feed judges a source: frame limit, stall timeout, bad-frame tolerance, backoff.
+
+    `max_frame_bytes` None: the limit follows the source's frame size and `quality`
+    (`protocol.frame_bytes_limit`), logged when chosen. `frame_limit_name` is what the user
+    sets it with, named in the oversized-frame error.
+    """
 
     def __init__(
         self,
-        max_frame_bytes: int = MAX_FRAME_SIZE,
+        max_frame_bytes: int | None = MAX_FRAME_SIZE,
         stall_timeout_ms: int = 2000,
         bad_frames_before_restart: int = 5,
         retry_min_ms: int = 250,
         retry_max_ms: int = 8000,
+        quality: int = DEFAULT_QUALITY,
+        frame_limit_name: str = "--max-frame-bytes",
     ) -> None:
         self.max_frame_bytes = max_frame_bytes
+        self.quality = quality
+        self.frame_limit_name = frame_limit_name
         self.stall_timeout_ms = stall_timeout_ms
         self.bad_frames_before_restart = bad_frames_before_restart
         self.retry_min_ms = retry_min_ms
@@ -83,6 +97,8 @@ class Feed:
         self.restarts = 0
         self._opened = False
         self._progress_ms = 0
+        self._limit_size = (0, 0)  # the frame size the automatic frame limit is for
+        self._limit_bytes = MAX_FRAME_SIZE
 
     async def open(self) -> None:
         """Open the source once, letting its SourceError reach the caller (start-up checks)."""
@@ -124,6 +140,8 @@ class Feed:
         timeout_ms = self.settings.stall_timeout_ms
         while not pump.done():
             await asyncio.sleep(min(timeout_ms, 250) / 1000)
+            if self._waiting():
+                continue
             if not pump.done() and ticks_diff(ticks_ms(), self._progress_ms) > timeout_ms:
                 pump.cancel()
                 try:
@@ -154,10 +172,20 @@ class Feed:
             jpeg = await self.source.read()
             self._progress_ms = ticks_ms()
             capture_us = self.clock.now_us()
-            reason = check_jpeg(jpeg, self.settings.max_frame_bytes)
+            limit = self.settings.max_frame_bytes
+            if limit is None:
+                limit = self._frame_limit()
+            reason = check_jpeg(jpeg, limit)
             if reason:
                 self.frames_rejected += 1
-                self.last_error = "%s frame (%d bytes)" % (reason, len(jpeg))
+                if reason == "oversized":
+                    self.last_error = "oversized frame (%d bytes > %d; raise %s)" % (
+                        len(jpeg),
+                        limit,
+                        self.settings.frame_limit_name,
+                    )
+                else:
+                    self.last_error = "%s frame (%d bytes)" % (reason, len(jpeg))
                 bad_in_a_row += 1
                 continue
             bad_in_a_row = 0
@@ -165,6 +193,35 @@ class Feed:
                 self.log("[Camera] streaming (%s)" % getattr(self.source, "name", "camera"))
                 self.state = CAMERA_OK
             self.hub.publish(jpeg, capture_us)
+
+    def _waiting(self) -> bool:
+        """True while the source says it waits for its input (a relay for its upstream):
+        not a stall. The state is logged once on the way in; streaming again logs once."""
+        waiting = getattr(self.source, "waiting", None)
+        if not waiting:
+            return False
+        self._progress_ms = ticks_ms()
+        self.last_error = waiting
+        if self.state != CAMERA_WAITING:
+            self.state = CAMERA_WAITING
+            self.log("[Camera] waiting: %s" % waiting)
+        return True
+
+    def _frame_limit(self) -> int:
+        """The automatic frame limit for the source's frame size, logged when it changes
+        (a relay learns its upstream's size from the welcome)."""
+        size = (
+            getattr(self.source, "width", None) or DEFAULT_WIDTH,
+            getattr(self.source, "height", None) or DEFAULT_HEIGHT,
+        )
+        if size != self._limit_size:
+            self._limit_size = size
+            self._limit_bytes = frame_bytes_limit(size[0], size[1], self.settings.quality)
+            self.log(
+                "[Camera] frames up to %d bytes at %dx%d (%s to change)"
+                % (self._limit_bytes, size[0], size[1], self.settings.frame_limit_name)
+            )
+        return self._limit_bytes
 
     def _fault(self, state: str, message: str) -> None:
         repeated = state == self.state and message == self.last_error

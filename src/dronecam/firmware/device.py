@@ -81,6 +81,7 @@ async def run(host, port):
     annotate = None if telemetry is None else lambda capture_us: telemetry.latest_segment(ticks_ms())
     feed = Feed(source, Hub(ring.build, annotate))
     feed.settings.max_frame_bytes = config.MAX_FRAME_SIZE
+    feed.settings.frame_limit_name = "MAX_FRAME_SIZE in config.py"
     try:
         await feed.open()
         print("[Camera] %s %dx%d, quality %d (%d %%)" % (

@@ -15,6 +15,7 @@ from ..core.protocol import (
 )
 from ..core.source import Pacer, SourceError
 
+MAX_PIXELS = 3840 * 2160
 # A 5x7 bitmap font for the overlay: enough for counters and clocks.
 _GLYPHS = {
     "0": "01110 10001 10011 10101 11001 10001 01110",
@@ -87,6 +88,11 @@ class SyntheticCamera:
     ) -> None:
         if width < 160 or height < 120 or width % 16 or height % 16:
             raise ValueError("synthetic frame size must be at least 160x120, in multiples of 16")
+        if width * height > MAX_PIXELS:
+            # Its terrain is rendered at twice the frame size: 4K takes about 2 GB already.
+            raise ValueError(
+                "synthetic frames are at most 3840x2160 pixels, not %dx%d" % (width, height)
+            )
         if not 0 < fps <= 240:
             raise ValueError("fps must be above 0 and at most 240")
         if not 0 <= prerender <= 3600:
