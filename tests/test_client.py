@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from dronecam.client import ReceivedFrame, StreamClient, StreamError, snapshot
+from dronecam.client import ReceivedFrame, StreamClient, StreamError, snapshot, stream_url
 from dronecam.core import protocol
 from support import host_server, seconds
 
@@ -92,3 +92,46 @@ async def test_snapshot_and_bad_urls():
     with pytest.raises(StreamError, match="cannot reach") as error:
         await snapshot("ws://127.0.0.1:9/ws?token=secret")
     assert "secret" not in str(error.value)
+
+
+async def test_the_first_frame_has_its_latency_too():
+    for _ in range(3):  # every connection, not only a lucky one
+        async with host_server() as server, StreamClient(server.url) as client:
+            frames = client.frames()
+            first = await asyncio.wait_for(anext(frames), seconds(5))
+            assert first.latency_ms is not None and -5 < first.latency_ms < 500
+
+
+async def test_latency_stays_right_after_a_restart_with_another_clock():
+    async with host_server() as server:
+        port = server.port
+        client = StreamClient(server.url, reconnect=True, backoff_min_s=0.1)
+        await client.connect()
+        await _take(client, 3)
+    await asyncio.sleep(0.5)  # the new server's clock starts later: an offset 0.5 s apart
+    async with host_server(port=port):
+        frames = await _take(client, 10)
+    await client.close()
+    assert client.stats.reconnects == 1
+    assert all(-5 < frame.latency_ms < 500 for frame in frames), [f.latency_ms for f in frames]
+
+
+@pytest.mark.parametrize(
+    ("typed", "url"),
+    [
+        ("192.168.4.1", "ws://192.168.4.1/ws"),
+        ("localhost:8080", "ws://localhost:8080/ws"),
+        ("ws://host", "ws://host/ws"),
+        ("http://host:8080/ws?token=t", "ws://host:8080/ws?token=t"),
+        ("https://host/", "wss://host/ws"),
+        ("ws://host:8080/other", "ws://host:8080/other"),
+    ],
+)
+def test_urls_are_taken_as_the_viewer_takes_them(typed, url):
+    assert stream_url(typed) == url
+
+
+@pytest.mark.parametrize("typed", ["", "ftp://host/ws", "ws://host:70000/ws", "ws:///ws"])
+def test_what_cannot_be_a_stream_url_says_what_to_type(typed):
+    with pytest.raises(StreamError, match="ws://HOST:PORT/ws"):
+        stream_url(typed)

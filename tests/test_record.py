@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -13,7 +14,7 @@ import pytest
 
 from dronecam.client import StreamError
 from dronecam.core.protocol import tag_jpeg
-from dronecam.record import RecordError, Recording, record
+from dronecam.record import RecordError, Recording, file_size, record
 from support import ListSource, host_server, seconds, synthetic_jpegs
 
 JPEGS = synthetic_jpegs(6)
@@ -184,3 +185,92 @@ def test_422_jpegs_from_a_yuyv_camera_remux_as_they_are(tmp_path):
     assert packets == frames and decoded == 3
     with av.open(str(recording.path)) as container:
         assert container.streams.video[0].codec_context.pix_fmt == "yuvj422p"
+
+
+def _other_jpegs(count: int) -> list[bytes]:
+    """JPEGs that differ from JPEGS: what the restarted server's camera sends."""
+    from dronecam.sources.synthetic import SyntheticCamera
+
+    camera = SyntheticCamera()
+    return [camera.render(number) for number in range(5000, 5000 + count)]
+
+
+async def _sent_to_one_client(server, count: int) -> None:
+    async with asyncio.timeout(seconds(20)):
+        while not server.hub.subscriptions or server.hub.subscriptions[0].frames_sent < count:
+            await asyncio.sleep(0.02)
+
+
+async def test_record_goes_on_across_a_server_restart_with_the_gap_in_the_file(tmp_path):
+    # The link drops mid-flight: the recording reconnects and goes on in the same file, and
+    # the outage is in the file as long as it was (capture times on the recorder's clock).
+    out = tmp_path / "flight.mkv"
+    after = _other_jpegs(6)
+    async with host_server(ListSource(JPEGS, fps=30)) as first:
+        port = first.port
+        recorder = await _dronecam("record", first.url, str(out), "--frames", "60")
+        await _sent_to_one_client(first, 20)
+    stopped = time.monotonic()
+    await asyncio.sleep(1.5)
+    async with host_server(ListSource(after, fps=30), port=port):
+        restarted = time.monotonic()
+        output, err = await asyncio.wait_for(recorder.communicate(), seconds(30))
+    assert recorder.returncode == 0, err.decode()
+    text = output.decode()
+    assert "link lost at" in text and "reconnecting" in text
+    gap_said = float(re.search(r"link back: ([0-9.]+) s gap", text).group(1))
+    assert "60 frames" in text and "1 gaps" in text
+
+    packets, times_us, decoded = _read_back(out)
+    assert len(packets) == decoded == 60
+    sides = ["before" if p in JPEGS else "after" if p in after else "?" for p in packets]
+    cut = sides.index("after")
+    assert sides == ["before"] * cut + ["after"] * (60 - cut) and cut >= 20
+    gap_s = (times_us[cut] - times_us[cut - 1]) / 1e6
+    outage_s = restarted - stopped
+    # At least the time the server was down; at most that plus one reconnect backoff (2 s).
+    assert outage_s - 0.1 < gap_s < outage_s + seconds(2.5), (gap_s, outage_s)
+    assert abs(gap_s - gap_said) < 0.1
+    steps_s = [(b - a) / 1e6 for a, b in itertools.pairwise(times_us) if b - a < 500_000]
+    assert max(steps_s) < 0.2  # every other step is a frame interval, not a hidden gap
+    print("record: %.2f s gap in the file for %.2f s of outage" % (gap_s, outage_s))
+
+
+async def test_no_reconnect_stops_at_a_lost_link_and_says_it_once(tmp_path):
+    out = tmp_path / "lost.mkv"
+    async with host_server(ListSource(JPEGS, fps=60)) as server:
+        task = asyncio.create_task(record(server.url, out, reconnect=False))
+        await _sent_to_one_client(server, 8)
+        for connection in list(server.connections):  # the link dies: no close frame
+            connection.transport.abort()
+        result = await asyncio.wait_for(task, seconds(10))
+    assert result.reason.startswith("the connection was lost (no close from the server")
+    assert "connection lost: connection lost" not in result.reason
+    assert _read_back(out)[2] == result.frames >= 8
+
+
+async def test_a_recording_never_replaces_a_file(tmp_path):
+    out = tmp_path / "flight.mkv"
+    out.write_bytes(b"last week's flight")
+    async with host_server(ListSource(JPEGS, fps=60)) as server:
+        with pytest.raises(RecordError, match="exists; add --overwrite"):
+            await record(server.url, out, max_frames=3)
+        assert out.read_bytes() == b"last week's flight"
+        result = await record(server.url, out, max_frames=3, overwrite=True)
+    assert result.frames == 3 and _read_back(out)[2] == 3
+
+
+def test_sizes_are_shown_in_decimal_units_of_the_bytes_written(tmp_path):
+    assert [file_size(n) for n in (0, 999_400, 1_230_000, 2_050_000_000)] == [
+        "0 kB",
+        "999 kB",
+        "1.23 MB",
+        "2.05 GB",
+    ]
+    recording = Recording(tmp_path / "count.mkv")
+    for index, jpeg in enumerate(JPEGS * 10):
+        recording.write(jpeg, index * 33_000)
+    # What is muxed counts, not what the muxer has flushed to the file so far.
+    assert recording.bytes_written == sum(len(jpeg) for jpeg in JPEGS * 10)
+    recording.close()
+    assert (tmp_path / "count.mkv").stat().st_size >= recording.bytes_written

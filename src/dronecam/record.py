@@ -275,14 +275,14 @@ async def record(
     overwrite: bool = False,
     reconnect: bool = True,
     on_event: Callable[[str], None] | None = None,
-    backoff_min_s: float = 0.5,
-    backoff_max_s: float = 5.0,
+    backoff_min_s: float = 0.25,
+    backoff_max_s: float = 2.0,
 ) -> RecordResult:
     """Record the stream at `url` into `out` until the duration or frame count is reached,
     or the task is cancelled (Ctrl-C); the file is closed cleanly in every case.
 
-    A lost link is reconnected with backoff (unless `reconnect` is False: then it ends the
-    recording) and the recording goes on in the same file. Frames keep their capture times
+    A lost link is reconnected with backoff, 0.25 s doubling to 2 s (unless `reconnect` is
+    False: then it ends the recording) and the recording goes on in the same file. Frames keep their capture times
     on this machine's clock, so the gap is in the file as it happened; `on_event` is told
     of each drop and return.
 

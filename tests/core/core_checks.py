@@ -90,6 +90,16 @@ def check_protocol(vectors, protocol):
         assert 63 - percent * 63 // 100 == ov2640  # the camera module's own mapping back
     for jpeg, reason in vectors["jpegs"]:
         assert protocol.check_jpeg(binascii.unhexlify(jpeg)) == reason
+    # The welcome names the camera's real rate, in the seed's words at 30 (§2).
+    assert '"Connected to 15fps drone camera stream"' in protocol.welcome_message({"fps": 15})
+    assert '"Connected to 30fps drone camera stream"' in protocol.welcome_message({"fps": 30.0})
+    assert '"Connected to 30fps drone camera stream"' in protocol.welcome_message()
+    # The frame limit follows the frame size: the device's 100000 at VGA (§1).
+    assert protocol.frame_bytes_limit(640, 480) == protocol.MAX_FRAME_SIZE
+    assert protocol.frame_bytes_limit(320, 240) == protocol.MAX_FRAME_SIZE
+    assert protocol.frame_bytes_limit(2560, 1440) == 1200000
+    assert protocol.frame_bytes_limit(640, 480, 0) == 400000
+    assert protocol.frame_bytes_limit(8192, 8192, 0) == protocol.MAX_FRAME_BYTES_CEILING
 
 
 JPEG = b"\xff\xd8jpeg\xff\xd9"

@@ -74,3 +74,53 @@ async def test_pacer_keeps_the_rate_without_drift():
         await pacer.wait()
     elapsed = loop.time() - start
     assert elapsed >= 0.19  # never early; late only by scheduling noise
+
+
+async def test_an_oversized_frame_names_the_option_that_raises_the_limit():
+    big = synthetic_jpegs(1, 1280, 720)[0]
+    feed = Feed(
+        ListSource([big], fps=500),
+        Hub(),
+        FeedSettings(max_frame_bytes=len(big) - 1, bad_frames_before_restart=2, retry_min_ms=10),
+        log=lambda _: None,
+    )
+    await _run_until(feed, lambda: feed.restarts >= 1)
+    assert (
+        "oversized frame (%d bytes > %d; raise --max-frame-bytes)"
+        % (
+            len(big),
+            len(big) - 1,
+        )
+        in feed.status()["camera_error"]
+    )
+
+
+async def test_the_automatic_frame_limit_follows_the_source_and_is_logged_once():
+    source = ListSource(synthetic_jpegs(2, 1280, 720), fps=200)
+    source.width, source.height = 1280, 720
+    logged: list[str] = []
+    hub = Hub()
+    feed = Feed(source, hub, FeedSettings(max_frame_bytes=None), log=logged.append)
+    await _run_until(feed, lambda: hub.frames_published >= 10)
+    limit = protocol.frame_bytes_limit(1280, 720)
+    assert limit == 300000
+    assert [line for line in logged if "frames up to" in line] == [
+        "[Camera] frames up to 300000 bytes at 1280x720 (--max-frame-bytes to change)"
+    ]
+
+
+async def test_a_source_that_waits_for_its_input_is_not_stalled():
+    class Upstream(ListSource):
+        waiting = "upstream ws://drone/ws: cannot reach it; retrying"
+
+        async def read(self) -> bytes:
+            await asyncio.Event().wait()
+            return b""
+
+    logged: list[str] = []
+    feed = Feed(Upstream([]), Hub(), FeedSettings(stall_timeout_ms=100), log=logged.append)
+    await _run_until(feed, lambda: feed.state == protocol.CAMERA_WAITING)
+    await asyncio.sleep(0.5)  # five stall timeouts: still waiting, not stalled, logged once
+    assert feed.status()["camera"] == "waiting" and feed.restarts == 0
+    assert feed.status()["camera_error"] == Upstream.waiting
+    assert logged == ["[Camera] waiting: " + Upstream.waiting]
