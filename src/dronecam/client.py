@@ -303,7 +303,11 @@ class StreamClient:
                 )
             if status == 403:
                 return "%s refused this client (HTTP 403: origin not allowed)" % url
-            return "%s refused the WebSocket handshake (HTTP %d)" % (url, status)
+            said = bytes(error.response.body or b"").decode(errors="replace").strip()
+            if status == 400 and not tls and "TLS" in said:
+                return "%s answered that it is a TLS server: try wss://%s" % (url, url[5:])
+            said = said.splitlines()[0][:120] if said else error.response.reason_phrase
+            return "%s refused the WebSocket handshake (HTTP %d: %s)" % (url, status, said)
         if isinstance(error, ssl.SSLCertVerificationError):
             return (
                 "%s: the server's TLS certificate is not trusted (%s); for a self-signed "

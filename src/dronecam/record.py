@@ -97,6 +97,8 @@ class Recording:
                     "%s exists; add --overwrite (overwrite=True) to replace it" % taken
                 )
         self.overwrite = overwrite
+        import av  # noqa: F401 (now, not at the first frame: the import takes 0.3 s, frames go on)
+
         self.path = path
         self.encode = suffix in ENCODE_SUFFIXES
         self.codec = h264_encoder() if self.encode else "mjpeg"

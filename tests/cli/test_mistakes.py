@@ -173,7 +173,7 @@ async def test_the_wrong_scheme_suggests_the_other(tmp_path):
         untrusted = await one_line("snapshot", tls.url, out)
     assert "()" not in wss_to_plain
     assert wss_to_plain.endswith("is it a plain server? try %s" % plain.url)
-    assert ws_to_tls.endswith("is it a TLS server? try %s" % tls.url)
+    assert ws_to_tls.endswith("TLS server: try %s" % tls.url)
     assert "not trusted" in untrusted and "SSL_CERT_FILE=" in untrusted
 
 
