@@ -1,6 +1,7 @@
 """The server as a MAVLink camera: a flight controller and a ground station stand-in (pymavlink)."""
 
 import asyncio
+import itertools
 import math
 
 import pytest
@@ -233,3 +234,28 @@ async def test_telemetry_travels_through_a_relay_untouched(tmp_path):
                     seen += 1
                     if seen == 10:
                         break
+
+
+async def test_interval_capture_and_the_old_request_commands(tmp_path):
+    async with drone(tmp_path) as d, flying(d.fc_port):
+        gcs = GroundStation(d.gcs_port)
+        try:
+            assert await gcs.find_camera() is not None
+            gcs.command(521, 1)  # MAV_CMD_REQUEST_CAMERA_INFORMATION, what older QGC sends
+            assert (await gcs.ack(521)).result == 0
+            assert await gcs.receive({"CAMERA_INFORMATION"}) is not None
+            gcs.command(IMAGE_START_CAPTURE, 0, 0.2, 3)  # three photos, 0.2 s apart
+            assert (await gcs.ack(IMAGE_START_CAPTURE)).result == 0
+            captured = []
+            while len(captured) < 3:
+                message = await gcs.receive({"CAMERA_IMAGE_CAPTURED"})
+                assert message is not None, "only %d photos" % len(captured)
+                captured.append(message)
+        finally:
+            gcs.close()
+    assert [m.image_index for m in captured] == [0, 1, 2]
+    assert sorted(p.name for p in d.capture_dir.glob("IMG_*.jpg")) == [
+        "IMG_00000.jpg", "IMG_00001.jpg", "IMG_00002.jpg",
+    ]  # fmt: skip
+    times = [m.time_utc / 1e6 for m in captured]
+    assert all(0.15 < b - a < 0.4 for a, b in itertools.pairwise(times)), times

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import mavlink as wire
 from ..core.exif import geotag
-from ..core.hub import Hub, Subscription
-from ..core.telemetry import Telemetry, TelemetryState, read_telemetry
+from ..core.hub import Hub
+from ..core.telemetry import TelemetryState, read_telemetry
+from . import camera_messages as messages
+from .camera_recording import HubRecording
+from .camera_streams import VideoStream, announced_streams, local_address
 from .mavlink_link import MavlinkLink, mavutil
 
 if TYPE_CHECKING:
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("dronecam.mavlink")
 
 MAV_COMP_ID_CAMERA = 100
-MAV_TYPE_CAMERA = 30
-MAV_AUTOPILOT_INVALID = 8
-MAV_STATE_ACTIVE = 4
 # MAV_RESULT
 ACCEPTED, TEMPORARILY_REJECTED, DENIED, UNSUPPORTED, FAILED = 0, 1, 2, 3, 4
 # Message ids a ground station may ask for with MAV_CMD_REQUEST_MESSAGE.
@@ -57,13 +54,6 @@ VIDEO_START_CAPTURE = 2500
 VIDEO_STOP_CAPTURE = 2501
 VIDEO_START_STREAMING = 2502
 VIDEO_STOP_STREAMING = 2503
-# CAMERA_CAP_FLAGS this camera really has.
-CAPABILITIES = (
-    1 | 2 | 4 | 8 | 16 | 256
-)  # video, image, modes, image in video, video in image, stream
-# VIDEO_STREAM_TYPE and VIDEO_STREAM_ENCODING
-STREAM_RTSP, STREAM_RTPUDP, STREAM_TCP_MPEG, STREAM_MPEG_TS = 0, 1, 2, 3
-ENCODING_UNKNOWN, ENCODING_H264 = 0, 1
 _REQUESTS = {
     REQUEST_CAMERA_INFORMATION: CAMERA_INFORMATION,
     REQUEST_CAMERA_SETTINGS: CAMERA_SETTINGS,
@@ -103,87 +93,6 @@ class MavlinkSettings:
         self.heartbeat_interval_s = heartbeat_interval_s
 
 
-class VideoStream:
-    """One stream the camera announces in VIDEO_STREAM_INFORMATION."""
-
-    def __init__(
-        self,
-        name: str,
-        uri: str,
-        kind: int,
-        encoding: int,
-        width: int,
-        height: int,
-        fps: float,
-    ) -> None:
-        self.name = name
-        self.uri = uri
-        self.kind = kind
-        self.encoding = encoding
-        self.width = width
-        self.height = height
-        self.fps = fps
-
-
-def announced_streams(server: StreamServer, host: str) -> list[VideoStream]:
-    """The streams this server really serves: an output's own `video_streams(host)` first
-    (H.264 outputs know their type), then the MJPEG over HTTP path, then the WebSocket."""
-    width = int(getattr(server.feed.source, "width", 0) or 0)
-    height = int(getattr(server.feed.source, "height", 0) or 0)
-    fps = float(getattr(server.feed.source, "fps", 0) or 0)
-    streams: list[VideoStream] = []
-    for output in server.outputs:
-        describe = getattr(output, "video_streams", None)
-        if describe is not None:
-            streams.extend(describe(host))
-    port = server.port
-    for output in server.outputs:
-        for path in getattr(output, "routes", {}) or {}:
-            if path.endswith(".mjpg") or path.endswith(".mjpeg"):
-                uri = "%s://%s:%d%s" % (server.settings.http_scheme, host, port, path)
-                # MAVLink has no type for MJPEG over HTTP or JPEG over WebSocket; TCP_MPEG
-                # with encoding UNKNOWN is the nearest, and the URI says what it is.
-                streams.append(
-                    VideoStream("MJPEG", uri, STREAM_TCP_MPEG, ENCODING_UNKNOWN, width, height, fps)
-                )
-    uri = "%s://%s:%d/ws" % (server.settings.scheme, host, port)
-    streams.append(
-        VideoStream("WebSocket JPEG", uri, STREAM_TCP_MPEG, ENCODING_UNKNOWN, width, height, fps)
-    )
-    return streams
-
-
-def _local_address() -> str:
-    """This machine's address on its default route (no packet is sent), or 127.0.0.1."""
-    import socket
-
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.connect(("10.255.255.255", 1))
-        return str(probe.getsockname()[0])
-    except OSError:
-        return "127.0.0.1"
-    finally:
-        probe.close()
-
-
-def _quaternion(telemetry: Telemetry | None) -> list[float]:
-    if telemetry is None or telemetry.roll_deg is None:
-        return [math.nan, 0.0, 0.0, 0.0]
-    roll, pitch, yaw = (
-        math.radians(v or 0.0) for v in (telemetry.roll_deg, telemetry.pitch_deg, telemetry.yaw_deg)
-    )
-    cr, sr = math.cos(roll / 2), math.sin(roll / 2)
-    cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
-    cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
-    return [
-        cr * cp * cy + sr * sp * sy,
-        sr * cp * cy - cr * sp * sy,
-        cr * sp * cy + sr * cp * sy,
-        cr * cp * sy - sr * sp * cy,
-    ]
-
-
 def _payload(message: Any, length: int) -> bytes:
     """The message's payload as received, zero-padded to `length`.
 
@@ -196,47 +105,6 @@ def _payload(message: Any, length: int) -> bytes:
     else:
         payload = packet[6 : 6 + packet[1]]
     return payload + bytes(max(0, length - len(payload)))
-
-
-class HubRecording:
-    """A recording fed from the hub: newest frame wins, written by one worker thread."""
-
-    def __init__(self, hub: Hub, path: Path) -> None:
-        from ..record import Recording
-
-        self.hub = hub
-        self.recording = Recording(path)
-        self.started = time.monotonic()
-        self.skipped = 0
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dronecam-mavrec")
-        self._busy = False
-        self._subscription: Subscription | None = hub.subscribe(self._on_frame)
-
-    def _on_frame(self) -> None:
-        if self._busy or self._subscription is None:
-            return
-        frame = self._subscription.take()
-        if frame is None:
-            return
-        self._busy = True
-        future = self._writer.submit(self.recording.write, bytes(frame.jpeg()), frame.capture_us)
-        future.add_done_callback(self._written)
-
-    def _written(self, future) -> None:
-        self._busy = False
-        if future.exception() is not None:
-            log.warning("[MAVLink] recording: %s", future.exception())
-
-    @property
-    def elapsed_ms(self) -> int:
-        return int((time.monotonic() - self.started) * 1000)
-
-    async def stop(self) -> None:
-        if self._subscription is not None:
-            self.hub.unsubscribe(self._subscription)
-            self._subscription = None
-        await asyncio.to_thread(self._writer.shutdown, True)
-        self.recording.close()
 
 
 class MavlinkCamera:
@@ -349,9 +217,11 @@ class MavlinkCamera:
             result, reply = FAILED, None
         if broadcast and result == UNSUPPORTED:
             return  # a command for every component: the one that knows it answers
-        link.send(self._mav.MAVLink_command_ack_message(
-            command, result, 0, 0, message.get_srcSystem(), message.get_srcComponent()
-        ))  # fmt: skip
+        link.send(
+            messages.command_ack(
+                self._mav, command, result, message.get_srcSystem(), message.get_srcComponent()
+            )
+        )
         if reply is not None:
             reply(link)
 
@@ -396,7 +266,7 @@ class MavlinkCamera:
         if self.hub is None or self.hub.latest is None:
             return TEMPORARILY_REJECTED, None  # no frame yet: the camera is starting
         if count == 1 or interval_s <= 0:
-            return ACCEPTED, lambda link: self._capture(link)
+            return ACCEPTED, lambda link: self._capture()
         if self._interval_task is not None:
             return TEMPORARILY_REJECTED, None
         self._interval_s = interval_s
@@ -407,15 +277,14 @@ class MavlinkCamera:
         taken = 0
         try:
             while count == 0 or taken < count:
-                for link in self.links:
-                    self._capture(link)
+                self._capture()
                 taken += 1
                 await asyncio.sleep(interval_s)
         finally:
             self._interval_task = None
 
-    def _capture(self, link: MavlinkLink) -> None:
-        """Save the newest frame, geotagged with its own telemetry; say so on `link`."""
+    def _capture(self) -> None:
+        """Save the newest frame, geotagged with its own telemetry; say so on every link."""
         assert self.hub is not None and self.hub.latest is not None
         frame = self.hub.latest
         jpeg = bytes(frame.jpeg())
@@ -425,24 +294,9 @@ class MavlinkCamera:
         index = self.images
         self.images += 1
         log.info("[MAVLink] image %d saved: %s", index, path)
-        time_utc = (
-            telemetry.time_unix_ms
-            if telemetry and telemetry.time_unix_ms
-            else int(time.time() * 1000)
-        ) * 1000
-
-        def e7(value: float | None) -> int:
-            return 0 if value is None else round(value * 1e7)
-
-        def mm(value: float | None) -> int:
-            return 0 if value is None else round(value * 1000)
-
-        link.send(self._mav.MAVLink_camera_image_captured_message(
-            self._boot_ms(), time_utc, 0,
-            e7(telemetry.lat_deg if telemetry else None), e7(telemetry.lon_deg if telemetry else None),
-            mm(telemetry.alt_msl_m if telemetry else None), mm(telemetry.alt_rel_m if telemetry else None),
-            _quaternion(telemetry), index, 1, path.resolve().as_uri()[:205].encode(),
-        ))  # fmt: skip
+        captured = messages.image_captured(self._mav, self._boot_ms(), telemetry, index, path)
+        for link in self.links:
+            link.send(captured)
 
     def _free_path(self, prefix: str, suffix: str) -> Path:
         """The next numbered file in the capture folder: never one that exists."""
@@ -482,42 +336,31 @@ class MavlinkCamera:
         source = self.server.feed.source
         width = int(getattr(source, "width", 0) or 0)
         height = int(getattr(source, "height", 0) or 0)
-        model = str(getattr(source, "name", "camera"))[:32]
-        link.send(self._mav.MAVLink_camera_information_message(
-            self._boot_ms(), list(b"dronecam".ljust(32, b"\0")),
-            list(model.encode()[:32].ljust(32, b"\0")),
-            0, math.nan, math.nan, math.nan, width, height, 0, CAPABILITIES, 0, b"", 0, 0,
-        ))  # fmt: skip
+        model = str(getattr(source, "name", "camera"))
+        link.send(messages.camera_information(self._mav, self._boot_ms(), model, width, height))
 
     def _camera_settings(self, link: MavlinkLink) -> None:
-        link.send(
-            self._mav.MAVLink_camera_settings_message(
-                self._boot_ms(), self.mode, math.nan, math.nan, 0
-            )
-        )
+        link.send(messages.camera_settings(self._mav, self._boot_ms(), self.mode))
 
     def _storage_information(self, link: MavlinkLink) -> None:
-        usage = shutil.disk_usage(self.settings.capture_dir)
-        mib = 1024 * 1024
-        link.send(self._mav.MAVLink_storage_information_message(
-            self._boot_ms(), 1, 1, 2, usage.total / mib, usage.used / mib, usage.free / mib,
-            math.nan, math.nan, 254, str(self.settings.capture_dir)[-32:].encode(), 1 | 2 | 4,
-        ))  # fmt: skip
+        folder = self.settings.capture_dir
+        link.send(messages.storage_information(self._mav, self._boot_ms(), folder))
 
     def _capture_status(self, link: MavlinkLink) -> None:
-        free_mib = shutil.disk_usage(self.settings.capture_dir).free / (1024 * 1024)
-        interval = self._interval_task is not None
-        link.send(self._mav.MAVLink_camera_capture_status_message(
-            self._boot_ms(), 3 if interval else 0, 1 if self.recording else 0,
-            self._interval_s if interval else 0.0,
-            self.recording.elapsed_ms if self.recording else 0, free_mib, self.images, 0,
-        ))  # fmt: skip
+        interval_s = self._interval_s if self._interval_task is not None else None
+        recording_ms = self.recording.elapsed_ms if self.recording is not None else None
+        link.send(
+            messages.capture_status(
+                self._mav, self._boot_ms(), interval_s, recording_ms, self.images,
+                self.settings.capture_dir,
+            )
+        )  # fmt: skip
 
     def _streams(self) -> list[VideoStream]:
         host = self.settings.stream_host or (
             self.server.settings.host
             if self.server.settings.host not in ("0.0.0.0", "::", "")
-            else _local_address()
+            else local_address()
         )
         return announced_streams(self.server, host)
 
@@ -525,26 +368,16 @@ class MavlinkCamera:
         streams = self._streams()
         for number, stream in enumerate(streams, start=1):
             if stream_id in (0, number):
-                link.send(self._mav.MAVLink_video_stream_information_message(
-                    number, len(streams), stream.kind, 1, stream.fps, stream.width, stream.height,
-                    0, 0, 0, stream.name.encode()[:32], stream.uri.encode()[:160],
-                    stream.encoding, 0,
-                ))  # fmt: skip
+                link.send(messages.stream_information(self._mav, number, len(streams), stream))
 
     def _stream_status(self, link: MavlinkLink, stream_id: int) -> None:
-        streams = self._streams()
-        for number, stream in enumerate(streams, start=1):
+        for number, stream in enumerate(self._streams(), start=1):
             if stream_id in (0, number):
-                link.send(self._mav.MAVLink_video_stream_status_message(
-                    number, 1, self.server.hub.fps() or stream.fps, stream.width, stream.height,
-                    0, 0, 0, 0,
-                ))  # fmt: skip
+                link.send(messages.stream_status(self._mav, number, stream, self.server.hub.fps()))
 
     async def _heartbeats(self) -> None:
         while True:
             for link in self.links:
-                link.send(self._mav.MAVLink_heartbeat_message(
-                    MAV_TYPE_CAMERA, MAV_AUTOPILOT_INVALID, 0, 0, MAV_STATE_ACTIVE, 3
-                ))  # fmt: skip
+                link.send(messages.heartbeat(self._mav))
             self.telemetry.set_wall_clock(time.time_ns() // 1_000_000, self.server.clock.now_ms())
             await asyncio.sleep(self.settings.heartbeat_interval_s)
