@@ -26,29 +26,44 @@ DEVICE_FILES = {
     *("dronecam/core/%s" % path.name for path in CORE_DIR.glob("*.py")),
 }
 
+# The smallest -X heapsize at which 5 clients stream at 30 fps, with SMALL_HEAP_FRAMES in the
+# stand-in camera, was 592k (BENCHMARKS.md, "Smallest heap"). Hostile, storm and soak tests
+# run the firmware at that plus 48 KB: room for the handshakes a storm keeps in flight.
+SMALL_HEAP = "640k"
+SMALL_HEAP_FRAMES = 3
+
 _shared: dict[str, Path] = {}
 
 
 def shared_dir() -> Path:
-    """One bundle and one folder of frames per test session, built on first use."""
+    """One bundle and two folders of frames per test session (20, and SMALL_HEAP_FRAMES)."""
     if "root" not in _shared:
         root = Path(tempfile.mkdtemp(prefix="dronecam-fw-tests-"))
         build_bundle(root / "bundle")
-        frames = root / "frames"
-        frames.mkdir()
-        for number, jpeg in enumerate(synthetic_jpegs(20), 1):
-            (frames / ("%05d.jpg" % number)).write_bytes(jpeg)
+        jpegs = synthetic_jpegs(20)
+        for folder, count in (("frames", 20), ("frames_small", SMALL_HEAP_FRAMES)):
+            (root / folder).mkdir()
+            for number, jpeg in enumerate(jpegs[:count], 1):
+                (root / folder / ("%05d.jpg" % number)).write_bytes(jpeg)
         _shared["root"] = root
     return _shared["root"]
 
 
 @contextlib.asynccontextmanager
 async def firmware_server(
-    heapsize: str | None = None, env: dict[str, str] | None = None, **overrides
+    small_heap: bool = False, env: dict[str, str] | None = None, **overrides
 ) -> AsyncIterator[HostFirmware]:
-    """The firmware serving on 127.0.0.1 (a free port), with the stand-in camera; `.url`."""
+    """The firmware serving on 127.0.0.1 (a free port), with the stand-in camera; `.url`.
+
+    Args:
+        small_heap: run it in SMALL_HEAP with SMALL_HEAP_FRAMES, as short of memory as a
+            device can be and still stream to 5 clients; else in MicroPython's default heap.
+    """
     root = shared_dir()
-    firmware = HostFirmware(root / "frames", root, heapsize=heapsize, env=env, **overrides)
+    frames, heapsize = (
+        (root / "frames_small", SMALL_HEAP) if small_heap else (root / "frames", None)
+    )
+    firmware = HostFirmware(frames, root, heapsize=heapsize, env=env, **overrides)
     await firmware.start(timeout_s=seconds(10))
     try:
         yield firmware

@@ -28,6 +28,8 @@ STREAM_TIMEOUT_MS = 1000
 HEARTBEAT_MS = 100
 # Resident memory may grow a little (allocator arenas, caches): far less than a leak per client.
 RSS_SLACK_BYTES = 32 * 1024 * 1024
+# The firmware's MicroPython heap after collection: what a leak of one connection would exceed.
+HEAP_SLACK_BYTES = 8 * 1024
 
 # "host-tls" is the host server behind wss:// (the firmware has no TLS).
 SERVERS = ["host", "host-tls", "firmware"]
@@ -57,12 +59,19 @@ class Watcher:
         self.ssl_context = ssl_context
         self.frame_times: list[float] = []
         self.heartbeat: dict = {}
+        self.heartbeats = 0
+        self.heap_peak = 0  # the firmware's: the largest heap_used heartbeats reported
         self.connected = asyncio.Event()
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> Watcher:
         self._task = asyncio.create_task(self._run())
         await asyncio.wait_for(self.connected.wait(), seconds(10))
+        # Two heartbeats after the first frame: the firmware's heap has settled by then.
+        deadline, wanted = time.monotonic() + seconds(5), self.heartbeats + 2
+        while self.heartbeats < wanted and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self.heap_peak = self.heartbeat.get("heap_used", 0)
         return self
 
     async def __aexit__(self, *exc_info) -> None:
@@ -83,6 +92,8 @@ class Watcher:
                     self.connected.set()
                 elif message.startswith('{"type": "heartbeat"'):
                     self.heartbeat = json.loads(message)
+                    self.heartbeats += 1
+                    self.heap_peak = max(self.heap_peak, self.heartbeat.get("heap_used", 0))
         raise AssertionError("the server closed the watching client")
 
     async def fps(self, window_s: float = 2.0) -> float:

@@ -10,6 +10,7 @@ import pytest
 from support import ListSource, host_server, seconds, synthetic_jpegs
 from support_hardening import (
     HANDSHAKE_TIMEOUT_MS,
+    HEAP_SLACK_BYTES,
     HEARTBEAT_MS,
     MIN_FPS,
     RSS_SLACK_BYTES,
@@ -47,6 +48,9 @@ class HostTarget:
             if c.transport and not c.transport.is_closing()
         ]
 
+    def problems(self) -> list[str]:
+        return []  # the host's failures surface as exceptions in the test itself
+
 
 class FirmwareTarget:
     """The firmware on the MicroPython unix port, in a child process seen from outside."""
@@ -64,6 +68,11 @@ class FirmwareTarget:
 
     def write_buffers(self) -> list[int]:
         return []
+
+    def problems(self) -> list[str]:
+        """Log lines that mean a task died (a traceback, an exception nobody retrieved)."""
+        markers = ("Traceback", "Task exception", "MemoryError")
+        return [line for line in self.firmware.lines if any(m in line for m in markers)]
 
 
 def _leaks(baseline: dict, now: dict) -> list[str]:
@@ -87,6 +96,8 @@ class Bench:
         self.clients: list[RawClient] = []
         gc.collect()
         self.baseline = target.resources()
+        # The firmware's heap after its last collection (heartbeats carry it): no growth allowed.
+        self.baseline_heap = watcher.heartbeat.get("heap_used")
 
     async def open(self, **options) -> RawClient:
         """A raw client on the target, closed (on this side) before the leak check."""
@@ -112,11 +123,16 @@ class Bench:
         )
         assert not _leaks(self.baseline, now), _leaks(self.baseline, now)
         # Over 2 s; on this shared 2-core machine a server may need a moment after a flood.
-        rates = []
+        rates, heartbeats = [], self.watcher.heartbeats
         while len(rates) < 3 and max(rates, default=0) < MIN_FPS:
             rates.append(await self.watcher.fps(2.0))
         assert max(rates) >= MIN_FPS, "the watching client got %s fps" % rates
+        assert self.watcher.heartbeats > heartbeats, "heartbeats stopped"
         assert self.watcher.heartbeat.get("clients") == 1
+        assert not self.target.problems(), self.target.problems()
+        if self.baseline_heap is not None:
+            heap = self.watcher.heartbeat["heap_used"]
+            assert heap <= self.baseline_heap + HEAP_SLACK_BYTES, (self.baseline_heap, heap)
 
 
 @pytest.fixture(params=SERVERS)
@@ -137,6 +153,7 @@ async def bench(request):
         from support_firmware import firmware_server
 
         async with firmware_server(
+            small_heap=True,
             handshake_timeout_ms=HANDSHAKE_TIMEOUT_MS,
             stream_timeout_ms=STREAM_TIMEOUT_MS,
             heartbeat_interval_ms=HEARTBEAT_MS,

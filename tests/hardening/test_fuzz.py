@@ -119,7 +119,7 @@ class ThreadedServer:
         else:
             from support_firmware import firmware_server
 
-            context = firmware_server(**limits)
+            context = firmware_server(small_heap=True, **limits)
         self.server = self._call(self.stack.enter_async_context(context))
         self.url = self.server.url
         return self

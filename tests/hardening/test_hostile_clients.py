@@ -255,6 +255,42 @@ async def test_commands_without_reading_replies_are_cut_off(bench):
     with pytest.raises(ConnectionError):
         await asyncio.wait_for(flood(), seconds(30))
     await bench.assert_healthy()
+    # Housekeeping survived the flood: stream timeouts are still enforced.
+    idle = await bench.connect()
+    idle.send(client_frame(TEXT, b"window 1"))
+    await asyncio.wait_for(
+        expect_close_after(idle, protocol.CLOSE_POLICY_VIOLATION),
+        bench.target.stream_timeout_s + seconds(5),
+    )
+    if bench.target.name == "firmware":  # said once, not once per reply it could not queue
+        assert bench.target.firmware.log().count("reads no replies") == 1, (
+            bench.target.firmware.log()
+        )
+
+
+# The host keeps this client for now: it reads all 200,000 pings (issue 13, host side).
+@pytest.mark.parametrize("bench", ["firmware"], indirect=True)
+async def test_empty_pings_without_reading_are_cut_off_and_said_once(bench):
+    """Pongs of 2 bytes: a queue bounded in bytes alone would hold thousands of them."""
+    client = await bench.connect(receive_buffer_bytes=4096)
+    client.stop_reading()
+    await asyncio.sleep(0.3)  # the server is stuck writing it a frame by now
+    burst = client_frame(PING, b"") * 100
+
+    async def flood() -> None:  # paced, so that heartbeats see what its queue costs
+        for _ in range(1000):
+            client.send(burst)
+            await client.writer.drain()
+            await asyncio.sleep(0.01)
+
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(flood(), seconds(30))
+    await bench.assert_healthy()
+    if bench.target.name == "firmware":
+        log = bench.target.firmware.log()
+        assert log.count("reads no replies") == 1, log
+        # Its queue held a few replies at most, not thousands of 2-byte pongs.
+        assert bench.watcher.heap_peak - bench.baseline_heap <= 16 * 1024
 
 
 async def test_a_client_that_never_reads_and_breaks_the_protocol_is_dropped(bench):

@@ -113,7 +113,7 @@ class Feed:
             pump = asyncio.create_task(self._pump())
             try:
                 stalled = await self._watch(pump)
-            except asyncio.CancelledError:
+            except BaseException:  # cancelled, or out of memory on the device: no pump left behind
                 pump.cancel()
                 await self._close()
                 raise

@@ -202,6 +202,7 @@ def accept_response(accept: str) -> bytes:
 
 # Client frames (RFC 6455 §5, docs/protocol.md §4): always masked; messages may be fragmented.
 _CONTROL_MAX = const(125)
+MAX_CLIENT_HEADER_SIZE = const(14)  # client frames are always masked
 
 
 class MessageReader:
@@ -212,9 +213,14 @@ class MessageReader:
     and (OP_CLOSE, (code, reason)). Every violation raises WebSocketError with its close code.
     """
 
-    def __init__(self, max_message_bytes: int = 4096) -> None:
+    def __init__(self, max_message_bytes: int = 4096, buffer=None) -> None:
+        """`buffer`: a bytearray of at least max_message_bytes + MAX_CLIENT_HEADER_SIZE to read
+        frames into (the firmware passes the one its handshake was read into), else a new one.
+        """
         self.max_message_bytes = max_message_bytes
-        self._buffer = bytearray(max_message_bytes + 14)  # one whole frame, header included
+        if buffer is None:  # one whole frame, header included
+            buffer = bytearray(max_message_bytes + MAX_CLIENT_HEADER_SIZE)
+        self._buffer = buffer
         self._length = 0
         self._message = bytearray(max_message_bytes)
         self._message_bytes = 0
@@ -226,6 +232,12 @@ class MessageReader:
 
     def received(self, nbytes: int) -> None:
         self._length += nbytes
+
+    def discard(self) -> memoryview:
+        """Forget everything buffered (after a WebSocketError, to drain the client): space()."""
+        self._length = self._message_bytes = 0
+        self._message_opcode = -1
+        return self.space()
 
     def receive_data(self, data) -> list:
         """Feed any amount of bytes; return the events they complete (tests and fuzzing)."""

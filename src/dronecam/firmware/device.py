@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import sys
 
 import config
 from boards import pins
@@ -39,11 +40,14 @@ async def read_uart(uart, reader):
     chunk = bytearray(256)
     view = memoryview(chunk)
     while True:
-        count = uart.readinto(chunk)
-        while count:  # drain what has come, yielding between buffer-fulls
-            reader.receive(view[:count])
-            await asyncio.sleep_ms(0)
+        try:
             count = uart.readinto(chunk)
+            while count:  # drain what has come, yielding between buffer-fulls
+                reader.receive(view[:count])
+                await asyncio.sleep_ms(0)
+                count = uart.readinto(chunk)
+        except MemoryError:  # telemetry waits for the next buffer-full; it must not end
+            gc.collect()
         await asyncio.sleep_ms(UART_POLL_MS)
 
 
@@ -71,11 +75,21 @@ def start_access_point():
     return ap
 
 
+class StartError(Exception):
+    """The device cannot start as configured; the message says what to change."""
+
+
 async def run(host, port):
     start_access_point()
     source = OV2640(pins(config.BOARD), config.FRAME_SIZE, config.JPEG_QUALITY,
                     config.FRAME_BUFFERS, config.XCLK_FREQ_HZ)
-    ring = FrameRing(config.FRAME_SLOTS, config.MAX_FRAME_SIZE)
+    try:
+        ring = FrameRing(config.FRAME_SLOTS, config.MAX_FRAME_SIZE)
+    except MemoryError:
+        raise StartError("no room for %d frame slots of %d bytes in a heap of %d bytes: lower "
+                         "FRAME_SLOTS or MAX_FRAME_SIZE in config.py" % (
+                             config.FRAME_SLOTS, config.MAX_FRAME_SIZE,
+                             gc.mem_free() + gc.mem_alloc()))
     telemetry, _ = open_telemetry()
     # Each frame carries the newest state, aged to its framing (no allocation per frame).
     annotate = None if telemetry is None else lambda capture_us: telemetry.latest_segment(ticks_ms())
@@ -91,15 +105,24 @@ async def run(host, port):
     server = StreamServer(feed, config.MAX_CLIENTS, config.STREAM_TIMEOUT_MS,
                           config.HEARTBEAT_INTERVAL_MS, config.HANDSHAKE_TIMEOUT_MS,
                           config.MAX_CLIENT_MESSAGE_BYTES, ring, config.SEND_BUFFER_BYTES)
-    await server.start(host, port)
+    try:
+        await server.start(host, port)
+    except OSError as error:
+        raise StartError("cannot listen on %s:%d (%s)" % (host, port, error))
     gc.collect()
     while True:
         await asyncio.sleep_ms(PASSWORD_WARNING_INTERVAL_MS)
-        warn_default_password()
+        try:
+            warn_default_password()
+        except MemoryError:  # this task's end would end asyncio.run: the device with it
+            gc.collect()
 
 
 def main(host="0.0.0.0", port=None, **overrides):
-    """Start everything; `overrides` replace config.py values by name (host runs and tests)."""
+    """Start everything; `overrides` replace config.py values by name (host runs and tests).
+
+    A device that cannot start says why in one line (on stderr) and exits with status 1.
+    """
     for name in overrides:
         if not hasattr(config, name.upper()):
             raise ValueError("config.py has no setting %s" % name.upper())
@@ -108,4 +131,13 @@ def main(host="0.0.0.0", port=None, **overrides):
         asyncio.run(run(host, config.PORT if port is None else port))
     except KeyboardInterrupt:
         log("stopped")
+    except StartError as error:
+        _give_up(str(error))
+    except MemoryError:
+        _give_up("out of memory while starting, in a heap of %d bytes: lower MAX_FRAME_SIZE "
+                 "or FRAME_SLOTS in config.py" % (gc.mem_free() + gc.mem_alloc()))
 
+
+def _give_up(reason):
+    print("[Device] cannot start: %s" % reason, file=sys.stderr)
+    sys.exit(1)

@@ -7,10 +7,12 @@ the device's import paths: firmware modules at the root, core/ at /dronecam/core
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,13 @@ from pathlib import Path
 SOURCE_ON_DEVICE = ("boot.py", "main.py", "config.py")
 # Mimics the device's small lwIP send buffer, so slow clients skip frames as they would there.
 HOST_SEND_BUFFER_BYTES = 8192
+# The firmware's own share of the heap with the default config.py and 5 clients streaming:
+# the smallest passing `-X heapsize` less the stand-in camera's frames and driver buffers,
+# which live in the heap only on this host (BENCHMARKS.md, "Smallest heap").
+FIRMWARE_HEAP_BYTES = 512 * 1024
+DEFAULT_RUN_FRAMES = 60
 _ENDPOINT = re.compile(r"WebSocket endpoint: (ws://\S+)")
+_HEAPSIZE = re.compile(r"([0-9]+)([kKmM]?)")
 
 
 class FirmwareError(Exception):
@@ -243,14 +251,134 @@ class HostFirmware:
             await asyncio.sleep(0.02)
 
 
+def heap_bytes(heapsize: str | None) -> int:
+    """The bytes a `-X heapsize` value gives ("640k", "2M"); None: the interpreter's default.
+
+    Raises:
+        FirmwareError: not a size MicroPython takes.
+    """
+    if heapsize is None:
+        result = subprocess.run(
+            [tool("micropython"), "-c", "import gc; print(gc.mem_free() + gc.mem_alloc())"],
+            capture_output=True,
+            text=True,
+        )
+        return int(result.stdout)
+    match = _HEAPSIZE.fullmatch(heapsize.strip())
+    if not match:
+        raise FirmwareError("--heapsize %r: give a size such as 640k or 2M" % heapsize)
+    scale = {"": 1, "k": 1024, "m": 1024 * 1024}[match.group(2).lower()]
+    return int(match.group(1)) * scale
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The .jpg files the stand-in camera replays from `folder`.
+
+    Raises:
+        FirmwareError: no such folder, or no .jpg in it.
+    """
+    if not folder.is_dir():
+        raise FirmwareError("--frames %s: no such folder" % folder)
+    found = sorted(path for path in folder.iterdir() if path.suffix == ".jpg")
+    if not found:
+        raise FirmwareError("--frames %s: no .jpg files in it" % folder)
+    return found
+
+
+def heap_needed(frames: list[Path]) -> int:
+    """The heap the firmware and the stand-in camera replaying `frames` need, rounded up to 16k.
+
+    The stand-in holds every frame, and two driver buffers as large as the largest.
+    """
+    sizes = [path.stat().st_size for path in frames]
+    needed = FIRMWARE_HEAP_BYTES + sum(sizes) + 2 * max(sizes)
+    return -(-needed // (16 * 1024)) * 16 * 1024
+
+
+def check_heap(frames: list[Path], heapsize: str | None) -> None:
+    """Refuse a heap too small for the firmware, or frames that would not fit in it.
+
+    Raises:
+        FirmwareError: saying the smallest heap that works with these frames.
+    """
+    available, needed = heap_bytes(heapsize), heap_needed(frames)
+    if available >= needed:
+        return
+    given = "--heapsize %s" % heapsize if heapsize else "MicroPython's default heap"
+    store = sum(path.stat().st_size for path in frames)
+    if store >= available - FIRMWARE_HEAP_BYTES:
+        raise FirmwareError(
+            "%d frames (%d KB) in %s do not fit in %s (%d KB) next to the firmware: "
+            "use fewer frames or --heapsize %dk"
+            % (
+                len(frames),
+                store // 1024,
+                frames[0].parent,
+                given,
+                available // 1024,
+                needed // 1024,
+            )
+        )
+    raise FirmwareError(
+        "%s is too small: the smallest heap that works with these frames is %dk"
+        % (given, needed // 1024)
+    )
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port the firmware could not listen on (in use, privileged, out of range).
+
+    Raises:
+        FirmwareError: what is wrong and what to pass instead.
+    """
+    if not 0 <= port <= 65535:
+        raise FirmwareError("--port %d: ports go from 1 to 65535 (0: any free one)" % port)
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except socket.gaierror as error:
+            raise FirmwareError("--host %s: %s" % (host, error.strerror)) from None
+        except OSError as error:
+            reasons = {
+                errno.EADDRINUSE: "port %d is in use: stop what listens there or pass another "
+                "--port (0: any free one)" % port,
+                errno.EACCES: "port %d needs root here: pass --port 8080" % port,
+                errno.EADDRNOTAVAIL: "%s is not an address of this machine: pass --host "
+                "127.0.0.1" % host,
+            }
+            message = "cannot listen on %s:%d (%s)" % (host, port, error.strerror)
+            raise FirmwareError(reasons.get(error.errno or 0, message)) from None
+
+
+def synthetic_frames_for(heapsize: str | None) -> int:
+    """How many synthetic frames (about 13 KB each) to write: 60, or fewer if the heap is small."""
+    if heapsize is None:
+        return DEFAULT_RUN_FRAMES
+    spare = heap_bytes(heapsize) - FIRMWARE_HEAP_BYTES
+    return max(3, min(DEFAULT_RUN_FRAMES, spare // (16 * 1024) - 2))
+
+
 def run(port: int, frames: Path | None, heapsize: str | None, **overrides) -> int:
-    """`dronecam firmware run`: the firmware in the foreground, its serial log on stdout."""
+    """`dronecam firmware run`: the firmware in the foreground, its serial log on stdout.
+
+    Raises:
+        FirmwareError: before starting, for a port, frames folder or heap that cannot work.
+    """
+    host = overrides.get("host", "127.0.0.1")
+    check_port(host, port)
+    if frames is not None:
+        check_heap(frame_files(frames), heapsize)
     with tempfile.TemporaryDirectory(prefix="dronecam-firmware-") as temp:
         bundle = Path(temp) / "bundle"
         build_bundle(bundle)
         if frames is None:
-            print("[host] writing 60 synthetic frames for the stand-in camera...")
-            frames = write_frames(Path(temp) / "frames")
+            count = synthetic_frames_for(heapsize)
+            print("[host] writing %d synthetic frames for the stand-in camera..." % count)
+            frames = write_frames(Path(temp) / "frames", count)
+            check_heap(frame_files(frames), heapsize)
         command, env = host_command(bundle, port=port, heapsize=heapsize, **overrides)
         env["DRONECAM_FRAMES"] = str(frames)
         process = subprocess.Popen(command, env=env, cwd=temp)

@@ -71,9 +71,18 @@ def _load_frames():
     folder = os.getenv("DRONECAM_FRAMES")
     if not folder:
         raise OSError(19)  # ENODEV: no camera on this host without frames to replay
-    names = sorted(n for n in os.listdir(folder) if n.endswith(".jpg"))
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".jpg"))
+    except OSError:
+        _give_up("DRONECAM_FRAMES=%s is not a folder" % folder)
+    if not names:
+        _give_up("no .jpg files in DRONECAM_FRAMES=%s" % folder)
     sizes = [os.stat(folder + "/" + n)[6] for n in names]
-    store = bytearray(sum(sizes))
+    try:
+        store = bytearray(sum(sizes))
+    except MemoryError:
+        _give_up("%d frames (%d bytes) do not fit in the heap: use fewer frames or a larger "
+                 "heap (-X heapsize)" % (len(names), sum(sizes)))
     offsets = []
     offset = 0
     for name, size in zip(names, sizes):
@@ -81,9 +90,15 @@ def _load_frames():
             file.readinto(memoryview(store)[offset : offset + size])
         offsets.append((offset, size))
         offset += size
-    if not offsets:
-        raise OSError(19)
     return store, offsets
+
+
+def _give_up(reason):
+    # A host run set up wrongly, not a camera fault: the watchdog would retry it forever.
+    import sys
+
+    print("[camera stand-in] cannot start: %s" % reason, file=sys.stderr)
+    sys.exit(2)
 
 
 _frames = None
@@ -134,10 +149,18 @@ class Camera:
             return
         if self._pixel_format != PixelFormat.JPEG:
             raise OSError(22)  # the stand-in replays JPEG files only
-        if _frames is None:
+        first = _frames is None
+        if first:
             _frames = _load_frames()
         largest = max(size for _, size in _frames[1])
-        self._buffers = [array.array("b", bytes(largest)) for _ in range(self._fb_count)]
+        try:
+            self._buffers = [array.array("b", bytes(largest)) for _ in range(self._fb_count)]
+        except MemoryError:
+            if first:
+                _give_up("%d driver buffers of %d bytes do not fit in the heap next to the "
+                         "frames: use fewer or smaller frames, or a larger heap (-X heapsize)"
+                         % (self._fb_count, largest))
+            raise OSError(12)  # ENOMEM, as esp_camera_init reports it
         self._held = None
         self._index = 0
         self._captures = 0

@@ -190,10 +190,12 @@ async def passes(root: Path, frames: Path, heapsize: str, **overrides) -> tuple[
         return False, "%s: %s" % (type(error).__name__, error)
     finally:
         await fw.stop()
-    failed = "MemoryError" in fw.log()
+    # Since issue 13 the firmware survives a MemoryError by dropping or refusing a client
+    # ("out of memory" in its log): a heap where that happens with 5 clients is too small.
+    failed = "MemoryError" in fw.log() or "out of memory" in fw.log()
     return (result["fps_min"] >= 29.0 and not failed), "fps min %.1f%s" % (
         result["fps_min"],
-        ", MemoryError" if failed else "",
+        ", out of memory" if failed else "",
     )
 
 
