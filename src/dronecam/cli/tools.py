@@ -110,6 +110,23 @@ def _run_firmware_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_reachable(url: str) -> None:
+    """Exit with one line if the server at `url` cannot be streamed from: a soak or a benchmark
+    of nothing would otherwise run its whole course and report zeros."""
+    from ..client import StreamClient, StreamError
+
+    async def probe() -> None:
+        async with StreamClient(url) as client:
+            await asyncio.wait_for(anext(client.frames()), 10)
+
+    try:
+        asyncio.run(probe())
+    except StreamError as error:
+        raise SystemExit("dronecam: %s" % error) from None
+    except TimeoutError:
+        raise SystemExit("dronecam: no frame from %s within 10 s" % url.split("?", 1)[0]) from None
+
+
 def add_soak(commands) -> None:
     parser = commands.add_parser(
         "soak",
@@ -152,6 +169,8 @@ def _run_soak(args: argparse.Namespace) -> int:
     import json
 
     require("psutil", "bench", "soak")
+    if args.url:
+        check_reachable(args.url)
     from ..tools.soak import SoakSettings, run_soak
 
     size = "%dx%d" % args.size
@@ -279,6 +298,8 @@ def _run_bench(args: argparse.Namespace) -> int:
     for output in (args.json, args.profile):
         if output and output != "-":  # checked now, not after a run of minutes
             new_file(output, args.overwrite)
+    if args.url:
+        check_reachable(args.url)
     from rich.console import Console
 
     from ..tools.bench import SERVER_KINDS, BenchSettings, run_bench

@@ -40,6 +40,8 @@ class OpenCVCapture:
         self._capture = await asyncio.to_thread(self._open_capture, cv2)
 
     def _open_capture(self, cv2) -> Any:
+        # OpenCV warns on stderr for each backend it tries; the SourceError below says it all.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         capture = cv2.VideoCapture(self.target)
         if not capture.isOpened():
             capture.release()
