@@ -160,15 +160,19 @@ class Connection(asyncio.Protocol):
             if url.path == "/" and server.settings.viewer_html and "Upgrade" not in request.headers:
                 self.ws.send_response(_viewer_response(server.settings.viewer_html))
             else:
-                self.ws.send_response(self.ws.reject(404, _not_found_text(sorted(routes))))
+                missing = self.ws.reject(404, _not_found_text(sorted(routes)))
+                missing.headers["Access-Control-Allow-Origin"] = "*"  # for the viewer: see 401
+                self.ws.send_response(missing)
             return
         if server.settings.token is not None and not _token_matches(
             url.query, server.settings.token
         ):
             log.warning("[VideoStreamServer] refused %s: missing or wrong access token", self.peer)
-            self.ws.send_response(
-                self.ws.reject(401, "Missing or wrong access token (?token=...)\n")
-            )
+            refusal = self.ws.reject(401, "Missing or wrong access token (?token=...)\n")
+            # The viewer page, opened from disk, asks over HTTP why its WebSocket was refused
+            # (browsers hide the handshake's status): let it read this status, nothing more.
+            refusal.headers["Access-Control-Allow-Origin"] = "*"
+            self.ws.send_response(refusal)
             return
         if route is not None:
             route(self, request)
