@@ -10,8 +10,8 @@ from dronecam.bus import NatsAddress
 from dronecam.client import ReceivedFrame, ServerMessage, StreamClient
 from dronecam.core.source import FeedSettings
 from dronecam.outputs.nats import NatsPublisher, PublisherSettings
-from dronecam.server import ServerSettings, StreamServer, running_server
-from dronecam.sources.nats import NatsSource
+from dronecam.server import ServerSettings, StreamServer, build_server, running_server
+from dronecam.sources.nats import FleetSource, NatsSource
 from support import ListSource, seconds, synthetic_jpegs
 
 FAST_RETRY = FeedSettings(retry_min_ms=50, retry_max_ms=250)
@@ -55,6 +55,33 @@ async def edge(nats_url: str, **settings) -> AsyncIterator[StreamServer]:
         NatsSource(nats_url, open_timeout_s=seconds(1.5)), ServerSettings(**settings), FAST_RETRY
     ) as server:
         yield server
+
+
+@contextlib.asynccontextmanager
+async def fleet_edge(
+    nats_url: str, default_camera: str | None = None, wait_for_cameras: int = 0, **settings
+) -> AsyncIterator[StreamServer]:
+    """A server of every camera on NATS (`nats_url` without a camera; /* is added), returned
+    once it has heard of `wait_for_cameras` cameras."""
+    settings.setdefault("host", "127.0.0.1")
+    settings.setdefault("port", 0)
+    settings.setdefault("heartbeat_interval_ms", 200)
+    source = FleetSource(nats_url + "/*", open_timeout_s=seconds(1.5))
+    source.default_camera = default_camera
+    server = build_server(source, ServerSettings(**settings), FAST_RETRY)
+    await server.start()  # its first open waits for the fleet: the feed retries meanwhile
+    try:
+        if wait_for_cameras:
+            cameras = server.cameras
+            assert cameras is not None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds(10)
+            while len(cameras.names()) < wait_for_cameras:
+                assert loop.time() < deadline, "the edge heard of %s only" % cameras.names()
+                await asyncio.sleep(0.05)
+        yield server
+    finally:
+        await server.stop()
 
 
 def publisher_of(server: StreamServer) -> NatsPublisher:

@@ -45,12 +45,21 @@ def add_nats_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def make_nats_outputs(args: argparse.Namespace) -> list:
-    """The NATS publisher that --publish asks for, if any.
+def make_nats_outputs(args: argparse.Namespace, source=None) -> list:
+    """The NATS publisher that --publish asks for, if any; --default-camera given to `source`.
 
     Raises:
         ValueError: options that do not fit, or a bad NATS URL.
     """
+    if args.default_camera:
+        if not getattr(source, "serves_every_camera", False):
+            raise ValueError("--default-camera goes with --source nats://HOST:PORT/*")
+        from ..bus import BusError, check_name
+
+        try:
+            source.default_camera = check_name(args.default_camera)
+        except BusError as error:
+            raise ValueError(str(error)) from None
     if not args.publish:
         if args.name or args.replay:
             raise ValueError("--name and --replay go with --publish nats://HOST:PORT")

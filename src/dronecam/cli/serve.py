@@ -177,7 +177,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             viewer_html=_viewer_html() if args.viewer else None,
             **_access_settings(args),
         )
-        outputs = make_outputs(args) + make_nats_outputs(args)
+        outputs = make_outputs(args) + make_nats_outputs(args, source)
         mavlink = mavlink_settings(args)
     except (SourceError, ValueError) as error:
         print("dronecam: %s" % error, file=sys.stderr)

@@ -96,6 +96,7 @@ class NatsPublisher:
         if client is not None:
             if client.is_connected:
                 await self._publish_status(client, gone=True)
+            self.state = "stopped"  # closing is no loss of the link
             try:
                 await asyncio.wait_for(client.close(), 2)
             except (TimeoutError, Exception):  # a dead link may not close politely
@@ -166,6 +167,8 @@ class NatsPublisher:
             )
 
     async def _on_disconnected(self) -> None:
+        if self.state == "stopped":
+            return
         if self.state == "connected":
             log.warning(
                 "[NATS] lost %s; reconnecting, serving locally", self.settings.address.shown

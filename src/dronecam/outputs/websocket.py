@@ -59,6 +59,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.tls: TlsTransport | None = None
         self.subscription: Subscription | None = None
+        # The camera this client watches: the server's own, or one of a NATS edge's (?camera=).
+        self.status = server.status
         self.peer = "?"
         self.opened_ms = ticks_ms()
         self.paused = False
@@ -127,8 +129,8 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         if self.subscription is not None:
-            self.server.hub.unsubscribe(self.subscription)
-            line = self.server.status.disconnected_line(self.peer, self.subscription)
+            self.subscription.hub.unsubscribe(self.subscription)
+            line = self.status.disconnected_line(self.peer, self.subscription)
             log.info("[VideoStreamServer] %s", line)
             self.subscription = None
 
@@ -177,21 +179,27 @@ class Connection(asyncio.Protocol):
         if route is not None:
             route(self, request)
             return
+        camera = parse_qs(url.query).get("camera", [None])[0]
+        status = server.status_for(camera)
+        if status is None:
+            self.ws.send_response(self.ws.reject(404, server.no_camera_text(camera)))
+            return
+        self.status = status
         response = self.ws.accept(request)
         self.ws.send_response(response)
         if response.status_code != 101:
             if isinstance(self.ws.handshake_exc, InvalidOrigin):
                 log.warning("[VideoStreamServer] refused %s: origin not allowed", self.peer)
             return
-        if server.status.is_full():
-            line, error, code, reason = server.status.refusal(self.peer)
+        if status.is_full():
+            line, error, code, reason = status.refusal(self.peer)
             log.warning("[VideoStreamServer] %s", line)
             self.send_text(error)
             self.ws.send_close(code, reason)
             return
-        self.subscription = server.hub.subscribe(self.on_frame)
-        log.info("[VideoStreamServer] %s", server.status.connected_line(self.peer))
-        self.send_text(server.status.welcome_message())
+        self.subscription = status.hub.subscribe(self.on_frame)
+        log.info("[VideoStreamServer] %s", status.connected_line(self.peer))
+        self.send_text(status.welcome_message())
         self.on_frame()
 
     def hand_over(self, output: asyncio.Protocol) -> None:
@@ -225,7 +233,7 @@ class Connection(asyncio.Protocol):
         subscription = self.subscription
         if subscription is None:
             return
-        reply, credit_changed = self.server.status.answer(text, subscription)
+        reply, credit_changed = self.status.answer(text, subscription)
         if reply is not None:
             self.send_text(reply)
         if credit_changed:
@@ -283,7 +291,7 @@ class Connection(asyncio.Protocol):
                 assert self.transport is not None
                 self.transport.abort()
             return
-        status = self.server.status
+        status = self.status
         if self.subscription is not None and status.stream_timed_out(self.subscription, now_ms):
             log.info("[VideoStreamServer] %s", status.stream_timeout_line(self.peer))
             self.close(protocol.CLOSE_POLICY_VIOLATION, "stream timeout")

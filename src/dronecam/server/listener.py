@@ -11,6 +11,7 @@ import json
 import logging
 import resource
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ..core import protocol
 from ..core.compat import MonotonicClock, ticks_ms
@@ -22,6 +23,9 @@ from ..outputs import ClientOutput, StreamOutput
 from ..outputs.http import routes_of
 from ..outputs.websocket import Connection
 from .settings import ServerSettings
+
+if TYPE_CHECKING:
+    from .cameras import CameraSet
 
 log = logging.getLogger("dronecam.server")
 
@@ -65,6 +69,8 @@ class StreamServer:
         self._port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.on_heartbeat: Callable[[str], None] | None = None
+        # A NATS edge of every camera (`nats://HOST:PORT/*`): one feed per camera asked for.
+        self.cameras: CameraSet | None = None
 
     @property
     def port(self) -> int:
@@ -155,11 +161,28 @@ class StreamServer:
 
     def send_heartbeat(self) -> None:
         text = self.status.heartbeat_message()
-        message = frame(OP_TEXT, text.encode())
+        messages = {id(self.status): frame(OP_TEXT, text.encode())}
         for connection in list(self.connections):
+            # Framed once per camera: a NATS edge's clients each hear their own camera's.
+            status = getattr(connection, "status", self.status)
+            message = messages.get(id(status))
+            if message is None:
+                message = frame(OP_TEXT, status.heartbeat_message().encode())
+                messages[id(status)] = message
             connection.write_framed(message)
         if self.on_heartbeat is not None:
             self.on_heartbeat(text)
+
+    def status_for(self, camera: str | None) -> ServerStatus | None:
+        """The status (feed, hub) a client asking for `camera` watches; None: no such camera."""
+        if self.cameras is None:
+            return self.status if camera is None else None
+        return self.cameras.status_for(camera, self.status)
+
+    def no_camera_text(self, camera: str | None) -> str:
+        if self.cameras is None:
+            return "This server has one camera: use %s without ?camera=\n" % protocol.WS_PATH
+        return "No camera %r here. Live: %s\n" % (camera, ", ".join(self.cameras.names()) or "none")
 
     def status_fields(self) -> dict:
         """What a heartbeat says, the source's description, and where to connect (a publisher's)."""

@@ -39,6 +39,12 @@ def build_server(
     server = StreamServer(feed, settings, outputs=outputs)
     if mavlink is not None and telemetry is not None:
         server.outputs.append(MavlinkCamera(mavlink, telemetry, server))
+    if getattr(source, "serves_every_camera", False):  # nats://HOST:PORT/*
+        from .cameras import CameraSet
+
+        cameras = CameraSet(source, server.settings, feed_settings, log or print)
+        server.cameras = cameras
+        server.outputs.append(cameras)
     for output in outputs:
         if hasattr(output, "describe"):  # a publisher says what the server says, and its URL
             output.describe = server.status_fields  # type: ignore[attr-defined]

@@ -41,7 +41,7 @@ _KINDS = {
     "picamera2": ("picam", "PiCamera"),
     "ws": ("relay", "RelaySource"),
     "wss": ("relay", "RelaySource"),
-    "nats": ("nats", "NatsSource"),
+    "nats": ("nats", "from_uri"),
 }
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from .. import bus
 from ..core.protocol import MAX_FRAME_SIZE
@@ -150,6 +152,7 @@ class NatsSource:
         """The upstream's state for heartbeats, as the relay reports it."""
         skipped = self.skipped + (self._slot.overwritten if self._slot else 0)
         fields = {
+            "camera_name": self.camera,
             "upstream": self.state,
             "upstream_camera": self.upstream.get("camera", "unknown"),
             "upstream_skipped": skipped,
@@ -165,3 +168,64 @@ class NatsSource:
                 await asyncio.wait_for(client.close(), 2)
             except (TimeoutError, Exception):  # the link may be dead already
                 pass
+
+
+class FleetSource:
+    """`nats://HOST:PORT/*`: plain /ws serves the default camera, `/ws?camera=NAME` any other.
+
+    The server's camera set (server/cameras.py) watches the fleet and serves named cameras; it
+    sets `choose`, which names the default: `default_camera`, else the first live by name.
+    When that camera goes away the feed reopens this source, which then takes the next one.
+    """
+
+    serves_every_camera = True
+    retries_at_start = True
+
+    def __init__(self, url: str, settings=None, open_timeout_s: float = 1.5) -> None:
+        try:
+            self.address = bus.NatsAddress(url)
+        except bus.BusError as error:
+            raise SourceError(str(error)) from None
+        self.name = "nats:%s" % self.address.shown
+        self.settings = settings
+        self.open_timeout_s = open_timeout_s
+        self.default_camera: str | None = None
+        self.choose: Callable[[], str | None] | None = None  # set by the camera set
+        self._camera: NatsSource | None = None
+
+    def __getattr__(self, name: str):
+        # width, height, fps and upstream are the current default camera's.
+        if name in ("width", "height", "fps"):
+            return getattr(self._camera, name, None) if self._camera else None
+        raise AttributeError(name)
+
+    async def open(self) -> None:
+        camera = self.choose() if self.choose is not None else None
+        if camera is None:
+            raise SourceError("no camera publishes on %s yet" % self.address.server)
+        self._camera = NatsSource(
+            self.address.with_camera(camera), self.settings, self.open_timeout_s
+        )
+        await self._camera.open()
+
+    async def read(self) -> bytes:
+        assert self._camera is not None, "open() the source first"
+        return await self._camera.read()
+
+    def status(self) -> dict:
+        if self._camera is None:
+            return {"upstream": "closed"}
+        fields = self._camera.status()
+        return fields
+
+    async def close(self) -> None:
+        camera, self._camera = self._camera, None
+        if camera is not None:
+            await camera.close()
+
+
+def from_uri(uri: str, settings=None):
+    """The source for `nats://HOST:PORT/NAME`, or every camera's for `nats://HOST:PORT/*`."""
+    if urlsplit(uri).path.strip("/") == bus.ALL_CAMERAS:
+        return FleetSource(uri, settings)
+    return NatsSource(uri, settings)
