@@ -42,7 +42,7 @@ class Drone:
 
 @contextlib.asynccontextmanager
 async def drone(
-    tmp_path: Path, source=None, max_age_ms: int = 3000, **settings: Any
+    tmp_path: Path, source=None, max_age_ms: int = 3000, outputs=(), **settings: Any
 ) -> AsyncIterator[Drone]:
     fc_port, gcs_port = free_udp_port(), free_udp_port()
     mavlink = MavlinkSettings(
@@ -54,7 +54,10 @@ async def drone(
     settings.setdefault("host", "127.0.0.1")
     settings.setdefault("port", 0)
     async with running_server(
-        source or SyntheticCamera(fps=30), ServerSettings(**settings), mavlink=mavlink
+        source or SyntheticCamera(fps=30),
+        ServerSettings(**settings),
+        outputs=outputs,
+        mavlink=mavlink,
     ) as server:
         yield Drone(server, fc_port, gcs_port, tmp_path / "captures")
 
