@@ -107,3 +107,17 @@ def test_unsupported_incompatibility_flags_are_dropped_and_counted():
     reader, found = _collect()
     reader.receive(bytes(packet))
     assert not found and reader.unsupported == 1
+
+
+def test_a_false_start_byte_never_locks_a_repeating_stream_out():
+    # Found by hypothesis: 0xFD before a stream whose payload holds 0xFE. Skipping unknown
+    # "packets" by their claimed length landed on that 0xFE, packet after packet, forever.
+    sender = v2.MAVLink(_Sink(), srcSystem=3, srcComponent=1)
+    message = v2.MAVLink_global_position_int_message(1, 0, 0, -65537, 0, 0, 0, 0, 0)
+    packet = bytes(message.pack(sender))
+    assert b"\xfe" in packet[10:]
+    reader, found = _collect()
+    data = b"\xfd" + packet * 30
+    for start in range(len(data)):
+        reader.receive(data[start : start + 1])
+    assert len(found) == 30, reader.counters()

@@ -78,7 +78,7 @@ class MavlinkReader:
         self.received = 0  # good messages handed on
         self.bad_crc = 0  # a start byte whose packet failed its checksum
         self.bad_length = 0  # a start byte of a known message longer than it can be
-        self.unknown = 0  # good framing, but a message we do not decode: skipped whole
+        self.unknown = 0  # a message we do not decode, followed by a start byte: skipped whole
         self.unsupported = 0  # MAVLink 2 incompatibility flags we do not know
         self.garbage_bytes = 0  # bytes skipped looking for a start byte
         self._buffer = bytearray(2 * MAX_PACKET_BYTES)
@@ -147,19 +147,29 @@ class MavlinkReader:
                 self.bad_length += 1
                 self._start = start + 1
                 continue
+            if known is None:
+                # Not ours: its checksum cannot be checked without its CRC_EXTRA. Skip it
+                # whole (the many messages we do not decode are not rescanned as garbage)
+                # only if another packet starts right after it, as in a real stream; else it
+                # is a false start byte, and skipping its length could swallow good packets
+                # again and again.
+                if end - start < total + 1:
+                    return
+                following = buffer[start + total]
+                if following == STX_V2 or following == STX_V1:
+                    self.unknown += 1
+                    self._start = start + total
+                else:
+                    self._start = start + 1
+                continue
             if end - start < total:
                 return
             self._start = self._packet(start, header, length, total, incompat, msgid, sysid, compid)
 
     def _packet(self, start, header, length, total, incompat, msgid, sysid, compid) -> int:
-        """Check one complete candidate packet; return where parsing goes on."""
+        """Check one complete candidate packet of a known message; return where parsing goes on."""
         buffer = self._buffer
-        known = self.messages.get(msgid)
-        if known is None:
-            # Not ours: its checksum cannot be checked without its CRC_EXTRA. Skipping it whole
-            # keeps the (many) messages we do not decode from being rescanned as garbage.
-            self.unknown += 1
-            return start + total
+        known = self.messages[msgid]
         crc_end = start + header + length
         expected = checksum(buffer, start + 1, crc_end, known[0])
         if buffer[crc_end] | buffer[crc_end + 1] << 8 != expected:
