@@ -264,3 +264,25 @@ async def test_interval_capture_and_the_old_request_commands(tmp_path):
     ]  # fmt: skip
     times = [m.time_utc / 1e6 for m in captured]
     assert all(0.15 < b - a < 0.4 for a, b in itertools.pairwise(times)), times
+
+
+async def test_an_mjpeg_output_is_announced_before_the_websocket_and_plays(tmp_path):
+    from dronecam.outputs.mjpeg import MjpegOutput
+    from dronecam.tools.http_client import MjpegStream
+
+    async with drone(tmp_path, outputs=[MjpegOutput()]) as d, flying(d.fc_port):
+        gcs = GroundStation(d.gcs_port)
+        try:
+            assert await gcs.find_camera() is not None
+            ack, streams = await gcs.request(VIDEO_STREAM_INFORMATION, 0)
+        finally:
+            gcs.close()
+        assert ack.result == 0 and [s.stream_id for s in streams] == [1, 2]
+        assert streams[0].uri == "http://127.0.0.1:%d/stream.mjpg" % d.server.port
+        assert streams[0].encoding == 0 and streams[1].uri == d.server.url
+        stream = await MjpegStream.open(streams[0].uri)
+        try:
+            jpeg = await asyncio.wait_for(stream.next_jpeg(), seconds(5))
+        finally:
+            stream.close()
+        assert read_telemetry(jpeg) is not None  # the MJPEG output's frames carry it too
