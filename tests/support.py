@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator
 
 from dronecam.core.source import FeedSettings
@@ -11,8 +13,18 @@ from dronecam.server import ServerSettings, StreamServer, running_server
 from dronecam.sources.synthetic import SyntheticCamera
 from dronecam.tools.browser import CHROMIUM_ARGS
 from dronecam.tools.media import ListSource, synthetic_jpegs
+from dronecam.tools.natsd import free_port
 
-__all__ = ["CHROMIUM_ARGS", "ListSource", "host_server", "seconds", "synthetic_jpegs"]
+__all__ = [
+    "CHILD_ENV",
+    "CHROMIUM_ARGS",
+    "ListSource",
+    "free_port",
+    "host_server",
+    "seconds",
+    "start_dronecam",
+    "synthetic_jpegs",
+]
 
 # Every timeout in the suite is multiplied by this (DRONECAM_TEST_TIMEOUT_SCALE on slow machines).
 TIMEOUT_SCALE = float(os.environ.get("DRONECAM_TEST_TIMEOUT_SCALE", "1"))
@@ -20,6 +32,31 @@ TIMEOUT_SCALE = float(os.environ.get("DRONECAM_TEST_TIMEOUT_SCALE", "1"))
 
 def seconds(value: float) -> float:
     return value * TIMEOUT_SCALE
+
+
+# A child process imports this checkout and the test helpers, as the tests do.
+CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+
+async def start_dronecam(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+    command: tuple[str, ...] = ("-m", "dronecam"),
+) -> asyncio.subprocess.Process:
+    """`python -m dronecam ARGS` as a child process on this checkout, not waited for.
+
+    `env` adds to CHILD_ENV; stdout and stderr are inherited unless given (PIPE, STDOUT).
+    """
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *command,
+        *args,
+        env={**CHILD_ENV, **(env or {})},
+        stdout=stdout,
+        stderr=stderr,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -2,10 +2,8 @@
 
 import asyncio
 import itertools
-import os
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -15,10 +13,9 @@ import pytest
 from dronecam.client import StreamError
 from dronecam.core.protocol import tag_jpeg
 from dronecam.record import RecordError, Recording, file_size, record
-from support import ListSource, host_server, seconds, synthetic_jpegs
+from support import ListSource, host_server, seconds, start_dronecam, synthetic_jpegs
 
 JPEGS = synthetic_jpegs(6)
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def _read_back(path: Path) -> tuple[list[bytes], list[int], int]:
@@ -123,15 +120,8 @@ async def test_an_unreachable_url_fails_before_any_file_is_made(tmp_path):
 
 
 async def _dronecam(*args: str) -> asyncio.subprocess.Process:
-    env = {**os.environ, "PYTHONPATH": SRC}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dronecam",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    return await start_dronecam(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
 
 

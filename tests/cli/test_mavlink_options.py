@@ -2,14 +2,12 @@
 
 import asyncio
 import signal
-import socket
-import sys
 
-from cli_support import ENV, dronecam
+from cli_support import dronecam
 from support_mavlink import GroundStation, free_udp_port
 
 from dronecam.client import StreamClient
-from support import seconds
+from support import free_port, seconds, start_dronecam
 
 
 async def test_serve_help_shows_the_mavlink_options():
@@ -32,15 +30,13 @@ async def test_bad_ids_are_refused_before_starting():
 
 
 async def test_serve_mavlink_is_a_camera_a_ground_station_finds(tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     link = free_udp_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dronecam", "serve", "--host", "127.0.0.1", "--port", str(port),
+    process = await start_dronecam(
+        "serve", "--host", "127.0.0.1", "--port", str(port),
         "--mavlink", "udpin:127.0.0.1:%d" % link, "--capture-dir", str(tmp_path),
         "--stream-host", "127.0.0.1",
-        env=ENV, stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     gcs = GroundStation(link)
     try:

@@ -7,14 +7,12 @@ line on stderr, no "Traceback", and the words that tell the user what to do.
 import argparse
 import asyncio
 import ssl
-import sys
 
 import pytest
-from cli_support import ENV
 
 from dronecam import cli
 from dronecam.client import StreamClient
-from support import host_server, seconds
+from support import host_server, seconds, start_dronecam
 from support_hardening import self_signed_certificate
 
 # `python -c` with an optional extra's module blocked, as if it were not installed.
@@ -22,13 +20,8 @@ WITHOUT = "import sys; sys.modules[%r] = None; from dronecam.cli import main; sy
 
 
 async def run(*args: str, python: tuple[str, ...] = ("-m", "dronecam")) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *python,
-        *args,
-        env=ENV,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    process = await start_dronecam(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, command=python
     )
     out, err = await asyncio.wait_for(process.communicate(), seconds(30))
     return process.returncode or 0, out.decode(), err.decode()

@@ -2,11 +2,10 @@
 
 import asyncio
 import re
-import sys
 
-from cli_support import ENV, dronecam
+from cli_support import dronecam
 
-from support import host_server, seconds
+from support import host_server, seconds, start_dronecam
 
 
 async def test_stats_shows_live_figures_then_a_summary():
@@ -21,15 +20,11 @@ async def test_the_summary_fps_counts_an_outage():
     # 216 frames in 16 s is 13.5 fps, whatever the rate in the last second was.
     async with host_server() as server:
         port = server.port
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dronecam",
+        process = await start_dronecam(
             "stats",
             server.url,
             "--duration",
             "6",
-            env=ENV,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

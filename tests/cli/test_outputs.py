@@ -2,31 +2,21 @@
 
 import asyncio
 import signal
-import socket
-import sys
-
-from cli_support import ENV
 
 from dronecam.core import protocol
 from dronecam.tools.http_client import MjpegStream, http_get
-from support import seconds
+from support import free_port, seconds, start_dronecam
 
 
 async def test_serve_http_from_the_command_line():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dronecam",
+    port = free_port()
+    process = await start_dronecam(
         "serve",
         "--http",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        env=ENV,
         stderr=asyncio.subprocess.PIPE,
     )
     try:

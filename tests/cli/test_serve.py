@@ -3,17 +3,15 @@ camera streams, the welcome says the real rate."""
 
 import asyncio
 import signal
-import socket
-import sys
 import time
 
 import pytest
 import simplejpeg
-from cli_support import ENV, dronecam
+from cli_support import dronecam
 
 from dronecam.client import ServerMessage, StreamClient
 from dronecam.core import protocol
-from support import seconds
+from support import free_port, seconds, start_dronecam
 
 
 async def test_serve_rejects_bad_options():
@@ -25,21 +23,9 @@ async def test_serve_rejects_bad_options():
 
 async def _serve(*args: str):
     """`dronecam serve ARGS` on a free port: (process, its URL, the start-up log so far)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dronecam",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *args,
-        env=ENV,
-        stderr=asyncio.subprocess.PIPE,
+    port = free_port()
+    process = await start_dronecam(
+        "serve", "--host", "127.0.0.1", "--port", str(port), *args, stderr=asyncio.subprocess.PIPE
     )
     assert process.stderr is not None
     log = []

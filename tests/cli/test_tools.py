@@ -1,16 +1,13 @@
 """`dronecam firmware`, `soak` and `bench` (cli/tools.py): the commands reach their tools."""
 
 import asyncio
-import os
 import re
-import sys
 from pathlib import Path
 
 import websockets
 
-import dronecam
 from dronecam import cli
-from support import seconds
+from support import seconds, start_dronecam
 from support_firmware import DEVICE_FILES, shared_dir
 
 
@@ -23,10 +20,7 @@ def test_cli_bundle_writes_the_same_files(tmp_path, capsys):
 
 
 async def test_cli_firmware_run_serves_until_stopped():
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dronecam",
+    process = await start_dronecam(
         "firmware",
         "run",
         "--port",
@@ -35,7 +29,6 @@ async def test_cli_firmware_run_serves_until_stopped():
         str(shared_dir() / "frames"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(Path(dronecam.__file__).parents[1])},
     )
     try:
         url = None

@@ -1,19 +1,16 @@
 """`dronecam view` (cli/window.py) without a GUI or a display: one line that says what to do."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from dronecam.cli.window import check_display
-from support import seconds
-
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+from support import CHILD_ENV, seconds
 
 
 def _view(**env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in ENV.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    environ = {k: v for k, v in CHILD_ENV.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     environ.pop("QT_QPA_PLATFORM", None)
     return subprocess.run(
         # It must answer before connecting: nothing listens at port 9.

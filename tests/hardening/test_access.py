@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import ssl
-import sys
 from urllib.parse import quote
 
 import pytest
@@ -14,7 +12,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from dronecam.cli import main
-from support import ListSource, host_server, seconds, synthetic_jpegs
+from support import ListSource, host_server, seconds, start_dronecam, synthetic_jpegs
 from support_hardening import RawClient, self_signed_certificate
 
 JPEGS = synthetic_jpegs(5, 320, 240)
@@ -100,16 +98,12 @@ def test_serve_rejects_unusable_access_options(tmp_path, capsys):
 async def test_serve_command_with_token_origin_and_tls(tmp_path):
     """`dronecam serve` wires every option; the token comes from the environment, never logged."""
     certfile, keyfile = self_signed_certificate(str(tmp_path))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "DRONECAM_TOKEN": TOKEN}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dronecam",
+    process = await start_dronecam(
         "serve",
         *("--host", "127.0.0.1", "--port", "0", "--size", "320x240", "-v"),
         *("--allow-origin", ALLOWED, "--allow-origin", "https://second.example"),
         *("--certfile", certfile, "--keyfile", keyfile),
-        env=env,
+        env={"DRONECAM_TOKEN": TOKEN},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

@@ -1,8 +1,6 @@
 """`file:` sources on media the tests make: MJPEG files, folders of JPEGs, video files."""
 
 import asyncio
-import os
-import sys
 import time
 
 import pytest
@@ -13,7 +11,7 @@ from dronecam.client import StreamClient
 from dronecam.core.protocol import strip_tags
 from dronecam.core.source import SourceError
 from dronecam.sources import SourceSettings, make_source
-from support import seconds
+from support import seconds, start_dronecam
 
 
 async def _read_all(source, limit: int = 100) -> list[bytes]:
@@ -116,17 +114,13 @@ def test_unknown_uri_lists_the_kinds():
 
 
 async def _serve(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dronecam",
+    return await start_dronecam(
         "serve",
         "--host",
         "127.0.0.1",
         "--port",
         "0",
         *args,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

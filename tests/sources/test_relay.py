@@ -2,7 +2,6 @@
 and an upstream that is not there yet when the relay starts."""
 
 import asyncio
-import socket
 import statistics
 import time
 
@@ -14,7 +13,7 @@ from dronecam.core.source import FeedSettings, SourceError
 from dronecam.server import ServerSettings, running_server
 from dronecam.sources import make_source
 from dronecam.sources.relay import RelaySource
-from support import ListSource, host_server, seconds
+from support import ListSource, free_port, host_server, seconds
 
 FAST_RETRY = FeedSettings(retry_min_ms=50, retry_max_ms=200)
 
@@ -85,15 +84,9 @@ async def test_a_relay_reports_a_lost_upstream_and_recovers_when_it_returns(jpeg
             assert relay.feed.restarts == 0  # it waited for the upstream; nothing to re-open
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:  # a port nobody listens on (until the test starts there)
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_a_relay_started_before_its_upstream_waits_for_it_then_streams(jpegs):
     # A companion computer boots before the drone's WiFi is up: the relay must not exit.
-    port = _free_port()
+    port = free_port()
     upstream = "ws://127.0.0.1:%d/ws" % port
     logged: list[str] = []
     settings = ServerSettings(host="127.0.0.1", port=0, heartbeat_interval_ms=100)
