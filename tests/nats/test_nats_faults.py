@@ -7,7 +7,10 @@ import pytest
 
 from dronecam.client import StreamClient
 from dronecam.core.protocol import read_tags
-from dronecam.tools.natsd import NatsServer
+from dronecam.core.source import FeedSettings
+from dronecam.server import ServerSettings, build_server
+from dronecam.sources.nats import NatsSource
+from dronecam.tools.natsd import NatsServer, free_port
 from support import seconds, synthetic_jpegs
 from support_nats import edge, frame_rate, next_frame, next_heartbeat, origin, publisher_of
 
@@ -105,3 +108,36 @@ async def test_foreign_messages_on_a_frames_subject_are_counted_and_never_served
                 assert len(read_tags(frame.jpeg)) == 2
         finally:
             await intruder.close()
+
+
+async def test_an_edge_started_before_nats_waits_says_so_once_and_streams_when_it_comes():
+    port = free_port()
+    lines: list[str] = []
+    source = NatsSource("nats://127.0.0.1:%d/cam1" % port, open_timeout_s=seconds(1))
+    feed_settings = FeedSettings(retry_min_ms=50, retry_max_ms=250)
+    server = build_server(
+        source, ServerSettings(host="127.0.0.1", port=0, heartbeat_interval_ms=200),
+        feed_settings, log=lines.append,
+    )  # fmt: skip
+    await server.feed.open()
+    await server.start()
+    try:
+        async with StreamClient(server.url) as client:
+            beat = await next_heartbeat(client, camera="waiting")
+            assert "cannot reach NATS at nats://127.0.0.1:%d" % port in beat["camera_error"]
+            await asyncio.sleep(1.5)  # several of nats-py's tries
+            nats = NatsServer(port=port).start()
+            try:
+                async with origin(nats.url):
+                    frame = await next_frame(client, timeout_s=5)
+                    assert len(read_tags(frame.jpeg)) == 2
+                    assert await frame_rate(client, seconds(1)) >= 20
+            finally:
+                nats.stop()
+            beat = await next_heartbeat(client, camera="waiting")  # NATS gone again: waiting
+    finally:
+        await server.stop()
+    waits = [line for line in lines if line.startswith("[Camera] waiting")]
+    assert waits[0].startswith("[Camera] waiting: connecting to NATS") or "cannot reach" in waits[0]
+    assert len(waits) <= 3, lines  # once on the way in, once per change of reason: not per try
+    assert server.feed.restarts == 0  # waited for, never restarted

@@ -192,13 +192,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     )
 
     async def serve() -> None:
-        try:
-            await server.feed.open()
-        except SourceError:
-            if not getattr(source, "retries_at_start", False):
-                raise
-            # An edge may start before NATS: it serves the waiting state meanwhile; the feed
-            # retries and says so, once.
+        await server.feed.open()
         await server.serve_forever()
 
     loop_factory = None

@@ -16,11 +16,14 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from .. import bus
+from ..core.compat import ticks_diff, ticks_ms
 from ..core.protocol import MAX_FRAME_SIZE
 from ..core.source import SourceError
 from .slot import FrameSlot
 
 log = logging.getLogger("dronecam.nats")
+
+SILENCE_MS = 1000  # no frame this long over a live link: the camera is `waiting`
 
 # nats-py's queue in front of the slot: two frames' bytes, a few small messages more.
 PENDING_FRAMES = 2
@@ -59,43 +62,46 @@ class NatsSource:
         self.state = "closed"
         self._client = None
         self._slot: FrameSlot | None = None
-        self._connect_error: BaseException | None = None
-        # The CLI lets the feed retry a first open that fails: an edge may start before NATS.
-        self.retries_at_start = True
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_frame_ms = 0
+        # Why no frame can come now (NATS unreachable, the camera silent), None while streaming:
+        # the feed reports it as the camera's `waiting` state instead of restarting the source.
+        self.waiting: str | None = None
+        # Asked while waiting: True ends the stream (a fleet edge's default moved elsewhere).
+        self.give_up: Callable[[], bool] | None = None
 
     async def open(self) -> None:
+        """Start following the camera; nats-py connects (and reconnects) in the background."""
         try:
-            nats = bus.import_nats()
-            options = self.address.connect_options()
+            bus.import_nats()
+            self.address.connect_options()
         except bus.BusError as error:
             raise SourceError(str(error)) from None
         self._slot = FrameSlot()
-        self._connect_error = None
-        try:
-            client = await asyncio.wait_for(
-                nats.connect(
-                    name="dronecam-edge-%s" % self.camera,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.1,
-                    connect_timeout=max(1, int(self.open_timeout_s)),
-                    ping_interval=5,
-                    max_outstanding_pings=2,
-                    error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
-                    reconnected_cb=self._on_reconnected,
-                    **options,
-                ),
-                self.open_timeout_s,
-            )
-        except (TimeoutError, Exception) as error:
-            # nats-py retries inside connect(); its last error says more than our timeout.
-            reason = self._connect_error or error
-            raise SourceError(
-                "cannot reach NATS at %s (%s)" % (self.address.server, bus.describe_error(reason))
-            ) from None
+        self._last_frame_ms = ticks_ms()
+        self.waiting = "connecting to NATS at %s" % self.address.server
+        self._tasks = [asyncio.create_task(self._connect()), asyncio.create_task(self._watch())]
+
+    async def _connect(self) -> None:
+        nats = bus.import_nats()
+        # With max_reconnect_attempts=-1 nats-py retries the first connection forever too.
+        client = await nats.connect(
+            name="dronecam-edge-%s" % self.camera,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.1,
+            connect_timeout=max(1, int(self.open_timeout_s)),
+            ping_interval=5,
+            max_outstanding_pings=2,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+            **self.address.connect_options(),
+        )
         self._client = client
         self.state = "connected"
+        self._last_frame_ms = ticks_ms()
+        self.waiting = "camera %r: no frame yet on %s" % (self.camera, self.address.server)
         await client.subscribe(
             bus.frames_subject(self.camera),
             cb=self._on_frame,
@@ -104,12 +110,31 @@ class NatsSource:
         )
         await client.subscribe(bus.status_subject(self.camera), cb=self._on_status)
 
+    async def _watch(self) -> None:
+        """A camera that sends nothing over a live link is waited for, not a stalled source."""
+        while True:
+            await asyncio.sleep(SILENCE_MS / 2000)
+            silent_ms = ticks_diff(ticks_ms(), self._last_frame_ms)
+            if self.waiting is None and self.state == "connected" and silent_ms > SILENCE_MS:
+                stopped = self.upstream.get("camera") == "stopped"
+                self.waiting = "camera %r %s on %s" % (
+                    self.camera,
+                    "stopped" if stopped else "sends no frames",
+                    self.address.server,
+                )
+            if self.waiting and self.give_up is not None and self.give_up():
+                assert self._slot is not None
+                self._slot.fail(SourceError("camera %r is no longer wanted" % self.camera))
+                return
+
     async def _on_frame(self, message) -> None:
         payload = message.data
         if not bus.is_dronecam_frame(payload, self.max_frame_bytes):
             self.foreign += 1
             return
         self.received += 1
+        self._last_frame_ms = ticks_ms()
+        self.waiting = None
         assert self._slot is not None
         self._slot.put(payload)
 
@@ -131,10 +156,16 @@ class NatsSource:
         if isinstance(error, SlowConsumerError):
             self.skipped += 1
         else:
-            self._connect_error = error
+            if self.state != "connected":
+                self.waiting = "cannot reach NATS at %s (%s); retrying" % (
+                    self.address.server,
+                    bus.describe_error(error),
+                )
             log.debug("[NATS] edge %s: %s", self.camera, bus.describe_error(error))
 
     async def _on_disconnected(self) -> None:
+        if self.state == "closed":
+            return
         if self.state == "connected":
             log.warning("[NATS] edge lost %s; reconnecting", self.address.server)
         self.state = "reconnecting"
@@ -163,6 +194,11 @@ class NatsSource:
     async def close(self) -> None:
         client, self._client = self._client, None
         self.state = "closed"
+        self.waiting = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if client is not None:
             try:
                 await asyncio.wait_for(client.close(), 2)
@@ -175,11 +211,11 @@ class FleetSource:
 
     The server's camera set (server/cameras.py) watches the fleet and serves named cameras; it
     sets `choose`, which names the default: `default_camera`, else the first live by name.
-    When that camera goes away the feed reopens this source, which then takes the next one.
+    When the default changes (that camera went away, another is first now), this source ends
+    the current one's stream so the feed reopens it on the new default.
     """
 
     serves_every_camera = True
-    retries_at_start = True
 
     def __init__(self, url: str, settings=None, open_timeout_s: float = 1.5) -> None:
         try:
@@ -192,31 +228,42 @@ class FleetSource:
         self.default_camera: str | None = None
         self.choose: Callable[[], str | None] | None = None  # set by the camera set
         self._camera: NatsSource | None = None
+        self._idle = "no camera publishes on %s yet" % self.address.server
 
     def __getattr__(self, name: str):
-        # width, height, fps and upstream are the current default camera's.
+        # width, height and fps are the current default camera's.
         if name in ("width", "height", "fps"):
             return getattr(self._camera, name, None) if self._camera else None
         raise AttributeError(name)
 
+    @property
+    def waiting(self) -> str | None:
+        return self._camera.waiting if self._camera is not None else self._idle
+
     async def open(self) -> None:
-        camera = self.choose() if self.choose is not None else None
-        if camera is None:
-            raise SourceError("no camera publishes on %s yet" % self.address.server)
-        self._camera = NatsSource(
-            self.address.with_camera(camera), self.settings, self.open_timeout_s
-        )
-        await self._camera.open()
+        self._camera = None
 
     async def read(self) -> bytes:
-        assert self._camera is not None, "open() the source first"
+        while self._camera is None:
+            camera = self._default()
+            if camera is not None:
+                source = NatsSource(
+                    self.address.with_camera(camera), self.settings, self.open_timeout_s
+                )
+                source.give_up = lambda camera=camera: self._default() not in (None, camera)
+                await source.open()
+                self._camera = source
+            else:
+                await asyncio.sleep(0.25)
         return await self._camera.read()
+
+    def _default(self) -> str | None:
+        return self.choose() if self.choose is not None else None
 
     def status(self) -> dict:
         if self._camera is None:
             return {"upstream": "closed"}
-        fields = self._camera.status()
-        return fields
+        return self._camera.status()
 
     async def close(self) -> None:
         camera, self._camera = self._camera, None
