@@ -11,6 +11,7 @@ import pytest
 from dronecam import bus
 from dronecam.core.protocol import read_tag, strip_tags
 from dronecam.record import record_nats
+from dronecam.tools.natsd import running_nats
 from support import seconds, synthetic_jpegs
 from support_nats import origin, publisher_of
 
@@ -76,3 +77,15 @@ async def test_a_snapshot_is_the_newest_frame_without_joining_the_stream(nats_se
         assert strip_tags(out.read_bytes()) in JPEGS
     with pytest.raises(bus.BusError, match="no camera 'cam1'"):
         await bus.snapshot(address)
+
+
+async def test_replay_on_a_nats_server_without_jetstream_is_said_and_refused_clearly(tmp_path):
+    with running_nats() as plain:  # no -js
+        async with origin(plain.url, replay_s=10) as camera:
+            await asyncio.sleep(0.5)
+            assert publisher_of(camera).status()["nats_replay"] == "unavailable"
+            with pytest.raises(bus.BusError, match="without JetStream"):
+                await record_nats(plain.url + "/cam1", tmp_path / "x.mkv", since_s=5)
+            async with origin(plain.url, name="live"):  # live recording needs no JetStream
+                result = await record_nats(plain.url + "/live", tmp_path / "y.mkv", max_frames=10)
+            assert result.frames == 10

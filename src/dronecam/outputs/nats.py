@@ -177,6 +177,9 @@ class NatsPublisher:
 
     async def _on_reconnected(self) -> None:
         self._mark_connected()
+        if self.settings.replay_s and self._client is not None:
+            # A NATS server that restarted lost a memory stream: make sure it is there again.
+            self._tasks.append(asyncio.create_task(self._ensure_replay(self._client)))
 
     def _mark_connected(self) -> None:
         if self.state != "connected":
