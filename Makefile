@@ -7,7 +7,7 @@ SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?= --viewer
 BENCH_ARGS ?= -n 100 --server all
 
-.PHONY: setup serve fleet test lint chromium bench clean
+.PHONY: setup serve fleet test lint chromium gstreamer bench clean
 
 # The core install is small (websockets, simplejpeg, numpy, rich); tests add the extras.
 setup: $(VENV)/.core
@@ -36,13 +36,17 @@ fleet: $(VENV)/.nats
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
+# QGroundControl's video receiver is a GStreamer pipeline: tests/outputs/test_h264.py runs it.
+gstreamer:
+	@command -v gst-launch-1.0 >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav; }
+
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(VENV)/.test chromium lint
+test: $(VENV)/.test chromium gstreamer lint
 	$(BIN)/pytest; status=$$?; \
 	if [ $$status = 5 ]; then echo "pytest collected no tests: that is a failure here" >&2; fi; \
 	exit $$status
