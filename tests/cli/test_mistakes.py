@@ -6,6 +6,7 @@ line on stderr, no "Traceback", and the words that tell the user what to do.
 
 import argparse
 import asyncio
+import socket
 import ssl
 
 import pytest
@@ -204,3 +205,28 @@ def test_every_command_has_a_version(capsys):
             cli.main([*command, "--version"])
         assert exit_status.value.code == 0
         assert capsys.readouterr().out == "dronecam %s\n" % version("dronecam")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--frames", "{tmp}/none"), "--frames {tmp}/none: no such folder"),
+        (("--frames", "{tmp}"), "--frames {tmp}: no .jpg files in it"),
+        (("--heapsize", "64k"), "--heapsize 64k is too small: the smallest heap that works"),
+        (("--heapsize", "lots"), "--heapsize 'lots': give a size such as 640k or 2M"),
+        (("--frames", "{frames}", "--heapsize", "700k"), "60 frames"),
+        (("--port", "{busy}"), "port {busy} is in use"),
+    ],
+)
+async def test_a_firmware_run_mistake_gets_one_line_before_starting(tmp_path, args, says):
+    from dronecam.tools.firmware import write_frames
+
+    frames = write_frames(tmp_path / "frames", 60)  # 780 KB: more than a 700k heap holds
+    (tmp_path / "frames" / "README").write_text("not a frame")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        names = {"tmp": tmp_path / "empty", "frames": frames, "busy": busy.getsockname()[1]}
+        (tmp_path / "empty").mkdir()
+        line = await one_line("firmware", "run", *(arg.format(**names) for arg in args))
+    assert says.format(**names) in line, line

@@ -11,6 +11,8 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from dronecam.core import protocol
+from dronecam.core.websocket import OP_PING, OP_PONG
+from dronecam.tools.wire import RawClient, check_handshake, client_frame, handshake_request
 from support import seconds
 from support_firmware import firmware_server
 
@@ -262,6 +264,48 @@ async def test_plain_http_gets_a_short_answer_and_no_page():
         silent = await asyncio.to_thread(exchange, b"GET /ws HTTP/1.1\r\n")
         assert silent == b""  # no handshake within the timeout: closed
         await fw.wait_for_log("no handshake within 500 ms", seconds(5))
+
+
+async def test_a_ping_sent_with_the_handshake_is_answered():
+    async with firmware_server() as fw:
+        client = await RawClient.open(fw.url)
+        try:
+            request, accept = handshake_request(fw.url)
+            client.send(request + client_frame(OP_PING, b"pipelined"))  # one TCP packet
+            check_handshake((await client.read_response())[1], accept)
+            assert json.loads(await client.next_text())["type"] == "welcome"
+
+            async def pong() -> bytes:
+                while True:
+                    opcode, payload = await client.read_frame()
+                    if opcode == OP_PONG:
+                        return payload
+
+            assert await asyncio.wait_for(pong(), seconds(5)) == b"pipelined"
+        finally:
+            client.close()
+
+
+async def test_requests_that_cannot_be_an_upgrade_are_answered_400_at_once():
+    cases = {
+        "HTTP/1.0 upgrade": None,  # a whole valid request but for the version
+        "bare LF": b"GET /ws HTTP/1.1\nHost: x\nUpgrade: websocket\n",
+        "TLS ClientHello": bytes.fromhex("1603010200010001fc0303") + bytes(32),
+    }
+    async with firmware_server(handshake_timeout_ms=5000) as fw:
+        for name, data in cases.items():
+            if data is None:
+                data = handshake_request(fw.url)[0].replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1)
+            client = await RawClient.open(fw.url)
+            try:
+                started = asyncio.get_running_loop().time()
+                client.send(data)
+                status, _ = await client.read_response()
+                assert status == 400, (name, status)
+                await client.wait_closed(seconds(1))  # not held for the 5 s handshake timeout
+                assert asyncio.get_running_loop().time() - started < 1, name
+            finally:
+                client.close()
 
 
 async def test_camera_watchdog_reinitialises_a_stalled_camera():

@@ -4,6 +4,7 @@ import os
 
 from dronecam.tools.soak import SoakSettings, run_soak
 from support import ListSource, host_server, seconds, synthetic_jpegs
+from support_firmware import SMALL_HEAP
 
 
 async def test_five_second_soak_leaves_the_server_flat():
@@ -27,13 +28,18 @@ async def test_five_second_soak_leaves_the_server_flat():
     assert "| open file descriptors |" in result.report()
 
 
-async def test_five_second_soak_of_the_firmware():
-    settings = SoakSettings(duration_s=seconds(5), settle_s=1.0, samples=2, firmware=True)
+async def test_five_second_soak_of_the_firmware_in_a_small_heap():
+    settings = SoakSettings(
+        duration_s=seconds(5), settle_s=1.0, samples=2, firmware=True, heapsize=SMALL_HEAP
+    )
     result = await run_soak(settings, log=lambda message: None)
     assert not result.failures, result.failures
-    assert result.target.startswith("firmware")
+    assert result.target.startswith("firmware") and SMALL_HEAP in result.target
+    assert result.sessions >= 5
     assert result.before["fds"] == result.after["fds"]
     assert result.after["clients"] == 2
+    assert result.after["heap_used"] - result.before["heap_used"] <= 16 * 1024
+    assert all(fps >= 25 for fps in result.steady_fps), result.steady_fps
     assert result.flat(), result.report()
 
 

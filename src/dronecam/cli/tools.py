@@ -148,6 +148,10 @@ def add_soak(commands) -> None:
         help="soak the firmware under the MicroPython unix port instead (dronecam[firmware])",
     )
     parser.add_argument(
+        "--heapsize",
+        help="with --firmware: its MicroPython heap, e.g. 640k (default: MicroPython's own)",
+    )
+    parser.add_argument(
         "--pid", type=integer(1), help="the running server's process id, for its resources"
     )
     parser.add_argument("--source", default="synthetic:", help="the child server's camera")
@@ -187,6 +191,7 @@ def _run_soak(args: argparse.Namespace) -> int:
             args.pid,
             server_args,
             firmware=args.firmware,
+            heapsize=args.heapsize,
         )
     except ValueError as error:
         print("dronecam: %s" % error, file=sys.stderr)
@@ -313,6 +318,7 @@ def _run_bench(args: argparse.Namespace) -> int:
             url=args.url,
             pid=args.server_pid,
             firmware=False,
+            heapsize=None,
             source=args.source,
             size=(protocol.DEFAULT_WIDTH, protocol.DEFAULT_HEIGHT),
             fps=float(protocol.DEFAULT_FPS),

@@ -99,6 +99,7 @@ _REASONS = {
     405: "Method Not Allowed",
     426: "Upgrade Required",
     431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
 }
 
 

@@ -34,6 +34,7 @@ from dronecam.core.websocket import (
     accept_response,
     close_payload,
     frame,
+    http_response,
     parse_request,
     request_end,
     MAX_CLIENT_HEADER_SIZE,
@@ -131,8 +132,13 @@ class Connection:
             except OSError:
                 pass
         except MemoryError:
-            self.drop("out of memory")
             server.out_of_memory()
+            if not self.upgraded:  # a short answer it can act on, framed at start
+                try:
+                    await self._write(server.busy_response)
+                except (OSError, MemoryError):
+                    pass
+            self.drop("out of memory")
         except OSError:  # the client went away
             pass
         finally:
@@ -459,6 +465,7 @@ class StreamServer:
         self._welcome = None
         self._welcome_size = None
         # Framed once at start: refusing must not need memory, it is what a shortage calls for.
+        self.busy_response = http_response(503, "out of memory, try again later\n")
         _, error, code, reason = self.status.refusal("")
         self.refusals = {
             REFUSED_FULL: _refusal(error, code, reason),

@@ -45,6 +45,7 @@ class SoakSettings:
         settle_s: float = 2.0,
         samples: int = 10,
         firmware: bool = False,
+        heapsize: str | None = None,
     ) -> None:
         if steady_clients < 1 or churn_clients < 0:
             raise ValueError("a soak needs at least one steady client")
@@ -57,6 +58,7 @@ class SoakSettings:
         self.settle_s = settle_s
         self.samples = samples
         self.firmware = firmware
+        self.heapsize = heapsize  # the firmware's `-X heapsize` (None: MicroPython's default)
 
 
 class SoakResult:
@@ -81,12 +83,14 @@ class SoakResult:
         return max([self.before.get("rss_bytes", 0), self.after.get("rss_bytes", 0), *values])
 
     def flat(self) -> bool:
-        """Descriptors, tasks and connections back where they were; RSS within 10 MB."""
+        """Descriptors, tasks and connections back where they were; RSS within 10 MB, and the
+        firmware's heap (after collection, from its heartbeats) within 16 KB."""
         for key in ("fds", "tasks", "connections", "clients"):
             if key in self.before and self.after.get(key) != self.before[key]:
                 return False
+        heap_growth = self.after.get("heap_used", 0) - self.before.get("heap_used", 0)
         rss_growth = self.after.get("rss_bytes", 0) - self.before.get("rss_bytes", 0)
-        return rss_growth <= 10 * 1024 * 1024
+        return rss_growth <= 10 * 1024 * 1024 and heap_growth <= 16 * 1024
 
     def as_dict(self) -> dict:
         return {
@@ -109,6 +113,7 @@ class SoakResult:
         """A Markdown table for BENCHMARKS.md."""
         rows = [
             ("server RSS (MB)", "rss_bytes", 1 / 1e6),
+            ("firmware heap used (KB)", "heap_used", 1 / 1024),
             ("open file descriptors", "fds", 1),
             ("asyncio tasks", "tasks", 1),
             ("connections", "connections", 1),
@@ -196,20 +201,23 @@ class ChildServer:
 class FirmwareChild:
     """The firmware under the MicroPython unix port, stand-in camera: measured from outside."""
 
-    def __init__(self, max_clients: int) -> None:
+    def __init__(self, max_clients: int, heapsize: str | None = None) -> None:
         self.max_clients = max_clients
+        self.heapsize = heapsize
         self.firmware: Any = None  # a tools.firmware.HostFirmware once started
         self.probe = ProcessProbe(None)
         self.url = ""
         self._temp = tempfile.TemporaryDirectory(prefix="dronecam-soak-")
 
     async def start(self) -> None:
-        from .firmware import HostFirmware, build_bundle, write_frames
+        from .firmware import HostFirmware, build_bundle, synthetic_frames_for, write_frames
 
         root = Path(self._temp.name)
         build_bundle(root / "bundle")
-        frames = write_frames(root / "frames")
-        self.firmware = HostFirmware(frames, root, max_clients=self.max_clients)
+        frames = write_frames(root / "frames", synthetic_frames_for(self.heapsize))
+        self.firmware = HostFirmware(
+            frames, root, heapsize=self.heapsize, max_clients=self.max_clients
+        )
         await self.firmware.start()
         assert self.firmware.process is not None
         self.url = self.firmware.url
@@ -243,6 +251,7 @@ class Steady:
         self.url = url
         self.frames = 0
         self.clients = -1
+        self.heap_used: int | None = None  # the firmware's, from its heartbeats
         self.connected = asyncio.Event()
         self.started = 0.0
 
@@ -255,6 +264,7 @@ class Steady:
                     self.frames += 1
                 elif item.type == "heartbeat":
                     self.clients = item.data["clients"]
+                    self.heap_used = item.data.get("heap_used")
 
 
 async def _churn(url: str, result: SoakResult, stop: asyncio.Event, rng: random.Random) -> None:
@@ -298,7 +308,7 @@ async def run_soak(
     result = SoakResult(settings)
     child: ChildServer | FirmwareChild | None = None
     if settings.firmware:
-        child = FirmwareChild(settings.steady_clients + settings.churn_clients)
+        child = FirmwareChild(settings.steady_clients + settings.churn_clients, settings.heapsize)
     elif not settings.url:
         child = ChildServer(settings.server_args)
     probe: ChildServer | FirmwareChild | ProcessProbe
@@ -306,7 +316,8 @@ async def run_soak(
         await child.start()
         url, probe = child.url, child
         result.target = (
-            "firmware (MicroPython unix port, child process)"
+            "firmware (MicroPython unix port, child process, heap %s)"
+            % (settings.heapsize or "default")
             if settings.firmware
             else "dronecam serve (child process)"
         )
@@ -371,6 +382,8 @@ async def _sample(
 ) -> Sample:
     sample = await probe.sample()
     sample["clients"] = steady[0].clients
+    if steady[0].heap_used is not None:
+        sample["heap_used"] = steady[0].heap_used
     return sample
 
 
