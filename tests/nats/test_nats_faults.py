@@ -141,3 +141,47 @@ async def test_an_edge_started_before_nats_waits_says_so_once_and_streams_when_i
     assert waits[0].startswith("[Camera] waiting: connecting to NATS") or "cannot reach" in waits[0]
     assert len(waits) <= 3, lines  # once on the way in, once per change of reason: not per try
     assert server.feed.restarts == 0  # waited for, never restarted
+
+
+async def test_a_flood_of_frames_never_makes_the_edge_a_slow_consumer():
+    import json
+    import urllib.request
+
+    import nats
+
+    from dronecam.core.protocol import tag_jpeg
+
+    # A small outbound buffer per client: a consumer that does not read is cut off quickly.
+    tight = NatsServer(config='max_pending: 1MB\nwrite_deadline: "1s"').start()
+    try:
+        jpeg = bytes(tag_jpeg(synthetic_jpegs(1)[0], 1, 1))
+        async with edge(tight.url + "/cam1") as relay, StreamClient(relay.url) as client:
+            await next_heartbeat(client, upstream="connected")
+            flood = await nats.connect(tight.url, pending_size=64 * 1024 * 1024)
+            try:
+                sent, end = 0, time.monotonic() + seconds(3)
+                while time.monotonic() < end:  # as fast as this process can publish
+                    for _ in range(50):
+                        await flood.publish("dronecam.cam1.frames", jpeg)
+                    sent += 50
+                    await flood.flush()
+            finally:
+                await flood.close()
+            beat = await next_heartbeat(client, upstream="connected")
+            with urllib.request.urlopen(
+                "http://127.0.0.1:%d/varz" % tight.monitor_port, timeout=5
+            ) as answer:
+                varz = json.load(answer)
+            source = relay.feed.source
+            print(
+                "flood: %d frames in 3 s (%.0f MB/s) to an edge with 1 MB max_pending: "
+                "%d taken, %d dropped in nats-py's queue, %d served"
+                % (sent, sent * len(jpeg) / 3e6, source.received, source.skipped, beat["frames"])
+            )
+            assert varz["slow_consumers"] == 0  # never cut off: it read everything promptly
+            assert varz["out_msgs"] >= sent
+            assert source.state == "connected" and client.stats.reconnects == 0
+            assert source.received + source.skipped >= 0.9 * sent  # each one taken or counted
+            assert beat["frames"] > 0
+    finally:
+        tight.stop()
