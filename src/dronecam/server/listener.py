@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import resource
+import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -190,7 +191,11 @@ class StreamServer:
         del fields["type"], fields["message"]
         fields.update(json.loads(self.status.heartbeat_message()))
         del fields["type"]
-        fields["url"] = self.url
+        url = self.url
+        if self.settings.host in ("0.0.0.0", "::", ""):
+            # Seen from another machine (the fleet), 127.0.0.1 would be that machine: say ours.
+            url = url.replace("//127.0.0.1:", "//%s:" % socket.gethostname(), 1)
+        fields["url"] = url
         return fields
 
     def _outputs_status(self) -> dict:
