@@ -1,4 +1,5 @@
-"""Every mistake a user can make on the command line gets one clear line, never a traceback.
+"""Every mistake a user can make on the command line gets one clear line, never a traceback
+(cli/options.py: the shared parser and bounded option types, and what each command checks).
 
 Each case runs `dronecam` as a real child process and checks: exit status not 0, exactly one
 line on stderr, no "Traceback", and the words that tell the user what to do.
