@@ -121,6 +121,19 @@ async def test_no_command_overwrites_a_file(tmp_path, args):
     assert mine.read_bytes() == b"a user's file"
 
 
+async def test_a_firmware_bundle_never_writes_over_one(tmp_path):
+    code, _, err = await run("firmware", "bundle", str(tmp_path / "device"))
+    assert code == 0, err
+    main_py = tmp_path / "device" / "main.py"
+    main_py.write_text("# my own main.py")
+    line = await one_line("firmware", "bundle", str(tmp_path / "device"))
+    assert "already holds" in line and line.endswith("add --overwrite to replace them")
+    assert main_py.read_text() == "# my own main.py"
+    code, _, err = await run("firmware", "bundle", str(tmp_path / "device"), "--overwrite")
+    assert code == 0, err
+    assert main_py.read_text() != "# my own main.py"
+
+
 async def test_viewer_replaces_only_its_own_page(tmp_path):
     page = tmp_path / "dronecam-viewer.html"
     for _ in range(2):  # the second run finds the first run's page: that loses nothing
