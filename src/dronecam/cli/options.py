@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import functools
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
@@ -13,6 +13,7 @@ from types import ModuleType
 MAX_SIDE = 8192
 
 
+@functools.cache
 def version() -> str:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed_version
@@ -122,9 +123,3 @@ def add_overwrite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the output file if it exists"
     )
-
-
-def fail(message: str) -> int:
-    """Print one line on stderr and return the exit status of a failed command."""
-    print("dronecam: %s" % message, file=sys.stderr)
-    return 1
