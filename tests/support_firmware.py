@@ -27,9 +27,9 @@ DEVICE_FILES = {
 }
 
 # The smallest -X heapsize at which 5 clients stream at 30 fps, with SMALL_HEAP_FRAMES in the
-# stand-in camera, was 592k (BENCHMARKS.md, "Smallest heap"). Hostile, storm and soak tests
-# run the firmware at that plus 48 KB: room for the handshakes a storm keeps in flight.
-SMALL_HEAP = "640k"
+# stand-in camera, was 622k (BENCHMARKS.md, "Smallest heap"). Hostile, storm and soak tests
+# run the firmware at that plus 50 KB: room for the handshakes a storm keeps in flight.
+SMALL_HEAP = "672k"
 SMALL_HEAP_FRAMES = 3
 
 _shared: dict[str, Path] = {}

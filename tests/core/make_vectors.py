@@ -60,6 +60,8 @@ requests = [
     # Refused at once, before the blank line: RFC 6455 §4.1 needs HTTP/1.1 and CRLF lines.
     {"request": ok.replace(" HTTP/1.1\r\n", " HTTP/1.0\r\n"), "status": 400},
     {"request": "GET /ws HTTP/1.0\r\n", "status": 400},
+    {"request": ok.replace("\r\n\r\n", "\r\nContent-Length: 5\r\n\r\n"), "status": 400},
+    {"request": ok.replace("\r\n\r\n", "\r\nTransfer-Encoding: chunked\r\n\r\n"), "status": 400},
     {"request": ok.replace("\r\n", "\n"), "status": 400},
     {"request": "GET /ws HTTP/1.1\r\nHost: x\n", "status": 400},
     {"request": "\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03", "status": 400},
@@ -103,6 +105,18 @@ add(["c180" + "01020304"], error=1002)  # RSV1 set
 add(["8380" + "01020304"], error=1002)  # reserved opcode 3
 add(["0980" + "01020304"], error=1002)  # fragmented ping
 add(["81ff" + "7fffffffffffffff"], error=1009)  # a 2**63 - 1 byte text
+# Fragments are counted: empty continuations add no bytes (at most 64 frames per message).
+add(
+    [cf(Opcode.TEXT, b"", fin=False)]
+    + [cf(Opcode.CONT, b"", fin=False)] * 62
+    + [cf(Opcode.CONT, b"")],
+    [[1, ""]],
+)
+add([cf(Opcode.TEXT, b"", fin=False)] + [cf(Opcode.CONT, b"", fin=False)] * 64, error=1009)
+add(
+    [cf(Opcode.TEXT, b"", fin=False), cf(Opcode.CONT, b""), cf(Opcode.TEXT, b"ping")],
+    [[1, ""], [1, "ping"]],
+)
 headers = [
     [op, n, header(op, n)]
     for op, n in [(1, 0), (1, 125), (2, 126), (2, 65535), (2, 65536), (2, 100021), (8, 2), (10, 5)]

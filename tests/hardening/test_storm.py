@@ -5,8 +5,10 @@ closes every one of them itself, and lets the next client in."""
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 
+import psutil
 import pytest
 
 from dronecam.tools.wire import RawClient as WireClient
@@ -75,4 +77,33 @@ async def test_a_storm_of_300_connections_is_closed_by_the_server(bench, behavio
             bench.watcher.heap_peak - (bench.baseline_heap or 0),
         )
     )
+    await bench.assert_healthy()
+
+
+@pytest.mark.parametrize("bench", ["firmware"], indirect=True)
+async def test_out_of_descriptors_the_server_waits_says_so_once_and_recovers(bench):
+    firmware = bench.target.firmware
+    process = psutil.Process(firmware.process.pid)
+    soft, hard = resource.prlimit(process.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (process.num_fds() + 4, hard))
+    clients = []
+    try:
+        for _ in range(20):  # the first few get a descriptor, the rest wait in the backlog
+            client = await RawClient.open(bench.url)
+            client.send(handshake_request(bench.url)[0])
+            clients.append(client)
+        cpu = process.cpu_times()
+        fps = await bench.watcher.fps(2.0)
+        busy = sum(process.cpu_times()[:2]) - sum(cpu[:2])
+    finally:
+        resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        for client in clients:
+            client.close()
+    assert fps >= MIN_FPS, fps
+    assert busy < 1.0, "%.2f s of CPU in 2 s: accept() retried in a busy loop" % busy
+    said = [line for line in firmware.lines if "accept failed" in line]
+    assert said and len(said) <= 2, said  # once, then a count (every 10 s)
+    assert "no file descriptor free" in said[0]
+    newcomer = await bench.connect()
+    assert (await newcomer.next_json())["type"] == "welcome"
     await bench.assert_healthy()

@@ -149,7 +149,7 @@ def add_soak(commands) -> None:
     )
     parser.add_argument(
         "--heapsize",
-        help="with --firmware: its MicroPython heap, e.g. 640k (default: MicroPython's own)",
+        help="with --firmware: its MicroPython heap, e.g. 672k (default: MicroPython's own)",
     )
     parser.add_argument(
         "--pid", type=integer(1), help="the running server's process id, for its resources"

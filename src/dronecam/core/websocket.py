@@ -185,6 +185,8 @@ def parse_request(head, path: str) -> str:
         valid_key = False
     if not valid_key or "host" not in headers:
         raise HandshakeError(400, "missing Host or bad Sec-WebSocket-Key")
+    if headers.get("content-length", "0") != "0" or "transfer-encoding" in headers:
+        raise HandshakeError(400, "an upgrade request has no body")
     return accept_key(key)
 
 
@@ -204,6 +206,8 @@ def accept_response(accept: str) -> bytes:
 # Client frames (RFC 6455 §5, docs/protocol.md §4): always masked; messages may be fragmented.
 _CONTROL_MAX = const(125)
 MAX_CLIENT_HEADER_SIZE = const(14)  # client frames are always masked
+# Empty continuations add no bytes: without a count, one message could stay open forever.
+MAX_FRAGMENTS = const(64)
 
 
 class MessageReader:
@@ -226,6 +230,7 @@ class MessageReader:
         self._message = bytearray(max_message_bytes)
         self._message_bytes = 0
         self._message_opcode = -1  # opcode of the fragmented message under way, or -1
+        self._fragments = 0  # frames of it so far
         self._payload_offset = 0
 
     def space(self) -> memoryview:
@@ -236,7 +241,7 @@ class MessageReader:
 
     def discard(self) -> memoryview:
         """Forget everything buffered (after a WebSocketError, to drain the client): space()."""
-        self._length = self._message_bytes = 0
+        self._length = self._message_bytes = self._fragments = 0
         self._message_opcode = -1
         return self.space()
 
@@ -302,6 +307,8 @@ class MessageReader:
             raise WebSocketError(
                 CLOSE_TOO_BIG, "messages are at most %d bytes" % self.max_message_bytes
             )
+        elif self._fragments >= MAX_FRAGMENTS:
+            raise WebSocketError(CLOSE_TOO_BIG, "messages are at most %d fragments" % MAX_FRAGMENTS)
         end = offset + 4 + size
         self._payload_offset = offset + 4
         return end if length >= end else 0
@@ -319,15 +326,16 @@ class MessageReader:
             opcode = self._message_opcode
         elif self._message_opcode >= 0:
             raise WebSocketError(CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one")
-        if not buffer[0] & 0x80 or self._message_bytes:  # a fragment: gather the message
+        if not buffer[0] & 0x80 or buffer[0] & 0x0F == OP_CONTINUATION:  # gather the fragments
             total = self._message_bytes + size
             memoryview(self._message)[self._message_bytes : total] = payload
             self._message_bytes = total
+            self._fragments += 1
             if not buffer[0] & 0x80:
                 self._message_opcode = opcode
                 return None
             payload = memoryview(self._message)[:total]
-            self._message_opcode, self._message_bytes = -1, 0
+            self._message_opcode, self._message_bytes, self._fragments = -1, 0, 0
         return (OP_TEXT, _text(payload)) if opcode == OP_TEXT else (OP_BINARY, bytes(payload))
 
     def _control(self, opcode: int, data: bytes):

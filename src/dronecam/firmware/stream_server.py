@@ -47,6 +47,8 @@ SPARE_CONNECTIONS = const(4)  # handshakes and refusals in flight beyond MAX_CLI
 REFUSED_MESSAGE_BYTES = const(125)  # a refused client is read only for its close frame
 LISTEN_BACKLOG = const(8)
 ACCEPT_RETRY_MS = const(100)
+REPORT_INTERVAL_MS = const(10000)
+_NO_DESCRIPTOR = (23, 24)  # ENFILE, EMFILE
 CLOSE_LINGER_MS = const(1000)
 REFUSED_FULL = "refused: server full"
 REFUSED_MEMORY = "refused: out of memory"
@@ -404,23 +406,29 @@ def _address(peer):
 class Reports:
     """Events that come in storms (refusals, evictions, failed accepts): one line, then a count.
 
-    `first(kind)` is True for the first event of its kind since the last `flush()`, which
-    logs how many more there were; housekeeping flushes once a tick.
+    `first(kind)` is True for the first event of its kind since the last report; `flush()`,
+    called every housekeeping tick, logs how many more there were at most every
+    REPORT_INTERVAL_MS, so a storm that lasts hours costs two lines per kind per interval.
     """
 
     def __init__(self):
         self.counts = {}
+        self.since_ms = ticks_ms()
 
     def first(self, kind):
         count = self.counts.get(kind, 0)
         self.counts[kind] = count + 1
         return not count
 
-    def flush(self):
+    def flush(self, now_ms):
+        if ticks_diff(now_ms, self.since_ms) < REPORT_INTERVAL_MS:
+            return
         for kind in self.counts:
             if self.counts[kind] > 1:
-                log("%d more %s", self.counts[kind] - 1, kind)
+                log("%d more %s in %d s", self.counts[kind] - 1, kind,
+                    ticks_diff(now_ms, self.since_ms) // 1000)
         self.counts.clear()
+        self.since_ms = now_ms
 
 
 def _refusal(error, code, reason):
@@ -509,7 +517,9 @@ class StreamServer:
                 if sock is not None:
                     sock.close()
                 if self.reports.first("failed accepts"):
-                    log("accept failed (%s); still listening", error)
+                    reason = ("no file descriptor free" if error.errno in _NO_DESCRIPTOR
+                              else "errno %d" % error.errno)
+                    log("accept failed (%s); still listening", reason)
                 await asyncio.sleep_ms(ACCEPT_RETRY_MS)
             except MemoryError:
                 if sock is not None:
@@ -580,7 +590,7 @@ class StreamServer:
             except MemoryError:
                 connection.drop("out of memory")
                 self.out_of_memory()
-        self.reports.flush()
+        self.reports.flush(now_ms)
         gc.collect()  # short pauses now rather than one long one mid-frame
         self.heap_used = gc.mem_alloc()
 
