@@ -112,7 +112,12 @@ class TlsTransport(asyncio.Transport):
         return self.tcp.is_closing()
 
     def can_write_eof(self) -> bool:
-        return False
+        return self.tcp.can_write_eof()
+
+    def write_eof(self) -> None:
+        """close_notify, then a TCP half-close: the peer may still send (its close reply)."""
+        self.tcp.write(self.session.close_notify())
+        self.tcp.write_eof()
 
     def get_write_buffer_size(self) -> int:
         return self.tcp.get_write_buffer_size()

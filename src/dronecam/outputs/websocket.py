@@ -40,6 +40,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("dronecam.server")
 
 MAX_PENDING_REPLY_BYTES = 256 * 1024
+# The 4 KB message limit bounds a message's bytes; this bounds its frames (empty continuation
+# frames cost the parser as much as full ones), and the handshake timeout bounds its time.
+MAX_FRAGMENTS = 64
+# What websockets parses in one go: a flood of tiny frames is cut off after a slice, not
+# after the 256 KB asyncio may hand over at once, and other clients wait no longer for it.
+READ_SLICE_BYTES = 1024
+# How long a client has to answer our close frame (or to read it) before its socket is dropped.
+CLOSE_TIMEOUT_MS = 2000
 
 
 class Connection(asyncio.Protocol):
@@ -64,7 +72,11 @@ class Connection(asyncio.Protocol):
         self.peer = "?"
         self.opened_ms = ticks_ms()
         self.paused = False
+        self.closing_since_ms: int | None = None
         self._fragments: list[bytes] = []
+        self._message_frames = 0  # frames of the fragmented message under way
+        self._message_started_ms = 0
+        self._frames_this_tick = 0  # client frames since the last check_timeouts
 
     # asyncio.Protocol: the I/O edge.
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -101,8 +113,14 @@ class Connection(asyncio.Protocol):
                 return
             if not data:
                 return
-        self.ws.receive_data(data)
-        self._handle_events()
+        if len(data) <= READ_SLICE_BYTES:
+            self.ws.receive_data(data)
+            self._handle_events()
+            return
+        for start in range(0, len(data), READ_SLICE_BYTES):
+            # After a close or a failure websockets only discards: the rest costs little.
+            self.ws.receive_data(data[start : start + READ_SLICE_BYTES])
+            self._handle_events()
 
     def _refuse_plain_http(self) -> None:
         """A ws:// client at a wss:// server: one line saying so, in plain HTTP it can read."""
@@ -128,6 +146,10 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self._leave_hub()
+
+    def _leave_hub(self) -> None:
+        """Give up the client's slot: at the close handshake, not when its socket goes."""
         if self.subscription is not None:
             self.subscription.hub.unsubscribe(self.subscription)
             line = self.status.disconnected_line(self.peer, self.subscription)
@@ -212,6 +234,19 @@ class Connection(asyncio.Protocol):
         output.connection_made(transport)
 
     def _handle_frame(self, event: WebSocketFrame) -> None:
+        if self.ws.state is not State.OPEN:
+            return  # parsed in the same slice as a frame that closed the connection
+        self._frames_this_tick += 1
+        if self._frames_this_tick > self._frame_budget():
+            limit = self.server.settings.max_client_messages_per_s
+            log.warning(
+                "[VideoStreamServer] closing %s: more than %d messages a second", self.peer, limit
+            )
+            self.ws.fail(protocol.CLOSE_POLICY_VIOLATION, "more than %d messages a second" % limit)
+            return
+        if event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            if not self._count_fragment(event):
+                return
         if event.opcode is Opcode.TEXT or (event.opcode is Opcode.CONT and self._fragments):
             self._fragments.append(bytes(event.data))
             if event.fin:
@@ -228,6 +263,32 @@ class Connection(asyncio.Protocol):
             if event.fin:
                 error = ProtocolError("binary_not_supported", "send commands as text messages")
                 self.send_text(error.reply)
+
+    def _frame_budget(self) -> int:
+        """Client frames (data and control) allowed between two checks of the timeouts.
+
+        At least a message's worth of fragments, and room for a burst of queued acks.
+        """
+        settings = self.server.settings
+        per_tick = settings.max_client_messages_per_s * settings.heartbeat_interval_ms // 1000
+        return max(2 * MAX_FRAGMENTS, per_tick)
+
+    def _count_fragment(self, event: WebSocketFrame) -> bool:
+        """Count a data frame of a fragmented message; False if that broke the limit."""
+        if event.opcode is not Opcode.CONT:
+            self._message_frames = 0
+            self._message_started_ms = ticks_ms() if not event.fin else 0
+        self._message_frames += 1
+        if event.fin:
+            self._message_frames = 0
+            self._message_started_ms = 0
+        elif self._message_frames > MAX_FRAGMENTS:
+            self._fragments.clear()
+            self.ws.fail(
+                protocol.CLOSE_TOO_BIG, "message in more than %d fragments" % MAX_FRAGMENTS
+            )
+            return False
+        return True
 
     def _handle_command(self, text: str) -> None:
         subscription = self.subscription
@@ -252,11 +313,20 @@ class Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         transport = self.transport
+        if self.closing_since_ms is None and self.ws.state in (State.CLOSING, State.CLOSED):
+            self.closing_since_ms = ticks_ms()  # from now on it has CLOSE_TIMEOUT_MS to go
+            self._leave_hub()
         if transport is None or transport.is_closing():
             return
         for chunk in self.ws.data_to_send():
             if chunk:
                 transport.write(chunk)
+            elif transport.can_write_eof():
+                # Half-close and read on until the client closes (or CLOSE_TIMEOUT_MS): a full
+                # close with its data unread would reset the connection, and a client still
+                # sending would lose our close frame, the reason with it.
+                transport.write_eof()
+                return
             else:
                 transport.close()
                 return
@@ -281,6 +351,19 @@ class Connection(asyncio.Protocol):
 
     def check_timeouts(self, now_ms: int) -> None:
         settings = self.server.settings
+        self._frames_this_tick = 0
+        if self.closing_since_ms is not None:
+            # A refused or closed client that never answers the close frame, or never reads
+            # it, would otherwise keep its socket for as long as it likes.
+            if ticks_diff(now_ms, self.closing_since_ms) > CLOSE_TIMEOUT_MS:
+                log.info(
+                    "[VideoStreamServer] dropping %s: no answer to the close within %d ms",
+                    self.peer,
+                    CLOSE_TIMEOUT_MS,
+                )
+                assert self.transport is not None
+                self.transport.abort()
+            return
         if self.ws.state is State.CONNECTING:
             if ticks_diff(now_ms, self.opened_ms) > settings.handshake_timeout_ms:
                 log.info(
@@ -290,6 +373,16 @@ class Connection(asyncio.Protocol):
                 )
                 assert self.transport is not None
                 self.transport.abort()
+            return
+        if self._message_started_ms and (
+            ticks_diff(now_ms, self._message_started_ms) > settings.handshake_timeout_ms
+        ):
+            reason = "message not finished within %d ms" % settings.handshake_timeout_ms
+            log.info("[VideoStreamServer] closing %s: %s", self.peer, reason)
+            self._message_started_ms = 0
+            self._fragments.clear()
+            self.ws.fail(protocol.CLOSE_POLICY_VIOLATION, reason)
+            self._flush()
             return
         status = self.status
         if self.subscription is not None and status.stream_timed_out(self.subscription, now_ms):

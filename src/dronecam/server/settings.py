@@ -21,6 +21,7 @@ class ServerSettings:
         handshake_timeout_ms: int = protocol.HANDSHAKE_TIMEOUT_MS,
         max_message_bytes: int = protocol.MAX_CLIENT_MESSAGE_BYTES,
         send_buffer_bytes: int = 32 * 1024,
+        max_client_messages_per_s: int = 200,
         origins: Sequence[str] | None = None,
         token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -38,6 +39,9 @@ class ServerSettings:
         self.handshake_timeout_ms = handshake_timeout_ms
         self.max_message_bytes = max_message_bytes
         self.send_buffer_bytes = send_buffer_bytes
+        # Frames a client may send a second, control frames included: an ack per camera frame
+        # at 30 fps is 30; a flood of tiny frames past this is closed with 1008.
+        self.max_client_messages_per_s = max_client_messages_per_s
         self.origins = list(origins) if origins else None
         self.token = token
         self.ssl_context = ssl_context
