@@ -39,8 +39,8 @@ def _connect(url: str, cafile: str | None) -> tuple[socket.socket, bytes]:
     return sock, head[head.index(b"\r\n\r\n") + 4 :]
 
 
-def _close_code(buffer: bytearray) -> int | None:
-    """The code of the first close frame in `buffer` (server frames), if it holds one."""
+def _close_code(buffer: bytearray) -> list | None:
+    """[code, reason] of the first close frame in `buffer` (server frames), if it holds one."""
     at = 0
     while len(buffer) - at >= 2:
         opcode, size = buffer[at] & 0x0F, buffer[at + 1] & 0x7F
@@ -57,15 +57,17 @@ def _close_code(buffer: bytearray) -> int | None:
             return None
         if opcode == 0x8:
             payload = buffer[at + header : at + header + size]
-            return struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else 1005
+            if len(payload) < 2:
+                return [1005, ""]
+            return [struct.unpack(">H", payload[:2])[0], payload[2:].decode(errors="replace")]
         at += header + size
     del buffer[:at]
     return None
 
 
 def flood_once(url: str, opening: bytes, burst: bytes, until: float, cafile: str | None):
-    """One flooder: `opening`, then `burst` after `burst` while reading; its close code, or
-    None if it was still open when time ran out."""
+    """One flooder: `opening`, then `burst` after `burst` while reading; its [close code,
+    reason], or None if it was still open when time ran out."""
     sock, rest = _connect(url, cafile)
     received = bytearray(rest)
     try:
@@ -110,7 +112,7 @@ def flood_once(url: str, opening: bytes, burst: bytes, until: float, cafile: str
 def main(spec: dict) -> list:
     until = time.monotonic() + spec["duration_s"]
     codes = []
-    while time.monotonic() < until:
+    while time.monotonic() < until - 0.5:  # each flooder gets time to flood
         codes.append(
             flood_once(
                 spec["url"],
@@ -127,7 +129,8 @@ def main(spec: dict) -> list:
 async def flood_from_a_child(
     url: str, opening: bytes, burst: bytes, duration_s: float, cafile: str | None = None
 ) -> list:
-    """Run flooders one after another for `duration_s` in a child process: their close codes."""
+    """Run flooders one after another for `duration_s` in a child process: their [close code,
+    reason] (None: not closed)."""
     spec = {
         "url": url,
         "opening": opening.hex(),

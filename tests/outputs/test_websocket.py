@@ -1,12 +1,17 @@
 """outputs/websocket.py's Connection beyond the shared contract: fan-out, the viewer, timeouts."""
 
 import asyncio
+import gc
+import time
 
+import pytest
 import websockets
 
 from dronecam.client import StreamClient
 from dronecam.core import protocol
-from support import host_server, seconds
+from dronecam.outputs.websocket import CLOSE_TIMEOUT_MS
+from support import ListSource, host_server, seconds, synthetic_jpegs
+from support_hardening import MIN_FPS, RawClient, Watcher, process_resources, shared_tls
 
 
 async def test_slow_client_skips_frames_and_never_delays_the_others():
@@ -58,3 +63,36 @@ async def test_stream_timeout_closes_a_client_that_takes_nothing():
                 except websockets.ConnectionClosed as closed:
                     assert closed.rcvd.code == protocol.CLOSE_POLICY_VIOLATION
         assert not server.hub.subscriptions
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
+async def test_refused_clients_that_never_answer_the_close_are_dropped(tls):
+    """server_full, then a close frame nobody reads or answers: gone within the close timeout."""
+    source = ListSource(synthetic_jpegs(30, 320, 240), fps=30)
+    context = shared_tls().server if tls else None
+    async with host_server(
+        source, max_clients=1, heartbeat_interval_ms=100, ssl_context=context
+    ) as server:
+        async with Watcher(server.url) as watcher:
+            gc.collect()
+            baseline = process_resources()["fds"]
+            refused = []
+            for _ in range(50):
+                client = await RawClient.open(server.url)
+                assert (await client.handshake())[0] == 101
+                client.stop_reading()
+                refused.append(client)
+            assert len(server.connections) > 1
+            start = time.monotonic()
+            fps = await watcher.fps(CLOSE_TIMEOUT_MS / 1000 + seconds(1))
+            while len(server.connections) > 1:
+                assert time.monotonic() - start < seconds(5), len(server.connections)
+                await asyncio.sleep(0.05)
+            dropped_s = time.monotonic() - start
+            for client in refused:
+                client.close()
+            await asyncio.sleep(0.1)
+            gc.collect()
+            assert process_resources()["fds"] == baseline
+    assert dropped_s < CLOSE_TIMEOUT_MS / 1000 + seconds(1.5), dropped_s
+    assert fps >= MIN_FPS, fps

@@ -23,6 +23,7 @@ from ..core.websocket import OP_TEXT, frame
 from ..outputs import ClientOutput, StreamOutput
 from ..outputs.http import routes_of
 from ..outputs.websocket import Connection
+from .accept_errors import AcceptErrors
 from .settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class StreamServer:
         self.on_heartbeat: Callable[[str], None] | None = None
         # A NATS edge of every camera (`nats://HOST:PORT/*`): one feed per camera asked for.
         self.cameras: CameraSet | None = None
+        self.accept_errors = AcceptErrors(self.drop_closing)
 
     @property
     def port(self) -> int:
@@ -94,6 +96,7 @@ class StreamServer:
     async def start(self) -> None:
         raise_open_files_limit(self.settings.max_clients)
         loop = asyncio.get_running_loop()
+        self.accept_errors.install(loop)
         self._server = await loop.create_server(
             lambda: Connection(self),
             self.settings.host,
@@ -143,6 +146,17 @@ class StreamServer:
         await asyncio.sleep(0)  # let connection_lost() run for the aborted ones
         if self._server is not None:
             await self._server.wait_closed()
+        self.accept_errors.uninstall()
+
+    def drop_closing(self) -> None:
+        """Out of descriptors: drop at once the clients that were closing anyway."""
+        for connection in list(self.connections):
+            if (
+                isinstance(connection, Connection)
+                and connection.closing_since_ms is not None
+                and connection.transport is not None
+            ):
+                connection.transport.abort()
 
     async def serve_forever(self) -> None:
         await self.start()
