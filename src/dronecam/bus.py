@@ -67,8 +67,9 @@ class NatsAddress:
     """A `nats://[USER:PASSWORD@|TOKEN@]HOST[:PORT][,HOST:PORT...][/CAMERA]` URL, parsed.
 
     `tls://` (or a CA/certificate in the environment) means TLS. Credentials may also come from
-    $NATS_USER/$NATS_PASSWORD, $NATS_TOKEN or $NATS_CREDS (a .creds file); TLS files from
-    $NATS_CA, $NATS_CERT and $NATS_KEY. `shown` is the URL without any of them.
+    $NATS_USER/$NATS_PASSWORD, $NATS_TOKEN, $NATS_NKEY (an NKey seed file) or $NATS_CREDS (a
+    .creds file); TLS files from $NATS_CA, $NATS_CERT and $NATS_KEY. `shown` is the URL without
+    any of them.
     """
 
     def __init__(self, url: str, environ: dict[str, str] | None = None) -> None:
@@ -96,6 +97,7 @@ class NatsAddress:
         if credentials and not colon:
             self.user = self.password = None
         self.creds_file = env.get("NATS_CREDS")
+        self.nkey_file = env.get("NATS_NKEY")
         self.ca_file = env.get("NATS_CA")
         self.cert_file = env.get("NATS_CERT")
         self.key_file = env.get("NATS_KEY")
@@ -144,6 +146,8 @@ class NatsAddress:
             options["token"] = self.token
         if self.creds_file:
             options["user_credentials"] = self.creds_file
+        if self.nkey_file:
+            options["nkeys_seed"] = self.nkey_file
         try:
             context = self.ssl_context()
         except (OSError, ssl.SSLError) as error:

@@ -13,7 +13,7 @@ from dronecam.client import StreamClient
 from dronecam.tools.natsd import NatsServer, free_port
 from support import seconds
 from support_hardening import self_signed_certificate
-from support_nats import edge, frame_rate, next_frame, origin
+from support_nats import edge, frame_rate, next_frame, next_heartbeat, origin
 
 DOCS = Path(__file__).parent.parent.parent / "docs" / "nats.md"
 SECRET = "s3cr3t-do-not-log"
@@ -156,3 +156,38 @@ async def test_the_documented_permissions_let_each_camera_publish_only_its_own_s
             assert good.feed.source.foreign == 0  # the server refused it: nothing came through
     finally:
         locked.stop()
+
+
+async def test_an_nkey_seed_from_the_environment_works_and_is_never_logged(tmp_path):
+    import nacl.signing
+    import nkeys
+
+    seed = nkeys.encode_seed(nacl.signing.SigningKey.generate().encode(), nkeys.PREFIX_BYTE_USER)
+    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    seed_file = tmp_path / "cam1.nk"
+    seed_file.write_bytes(seed)
+    with_nats = NatsServer(config="authorization { users: [ { nkey: %s } ] }" % public).start()
+    try:
+        url = "nats://127.0.0.1:%d" % with_nats.port
+        env = {"NATS_NKEY": str(seed_file)}
+        camera, _ = _serve("--publish", url, "--name", "cam1", env=env)
+        relay, relay_url = _serve("--source", url + "/cam1", env=env)
+        refused, refused_url = _serve("--source", url + "/cam1")  # no key: refused
+        try:
+            client = await _connect(relay_url)
+            try:
+                await next_frame(client, timeout_s=10)
+            finally:
+                await client.close()
+            outsider = await _connect(refused_url)
+            try:
+                beat = await next_heartbeat(outsider, camera="waiting")
+                assert "uthorization" in beat["camera_error"]
+            finally:
+                await outsider.close()
+        finally:
+            logs = [_log_of(process) for process in (camera, relay, refused)]
+    finally:
+        with_nats.stop()
+    for log in logs:
+        assert seed.decode() not in log and "Traceback" not in log
