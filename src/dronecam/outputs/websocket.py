@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidOrigin
+from websockets.exceptions import InvalidMessage, InvalidOrigin
 from websockets.frames import Frame as WebSocketFrame
 from websockets.frames import Opcode
 from websockets.http11 import Request, Response
@@ -77,6 +77,7 @@ class Connection(asyncio.Protocol):
         self._message_frames = 0  # frames of the fragmented message under way
         self._message_started_ms = 0
         self._frames_this_tick = 0  # client frames since the last check_timeouts
+        self._answered_bad_request = False
 
     # asyncio.Protocol: the I/O edge.
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -173,11 +174,29 @@ class Connection(asyncio.Protocol):
                 self._handle_request(event)
             elif isinstance(event, WebSocketFrame):
                 self._handle_frame(event)
+        if self.ws.state is State.CONNECTING and isinstance(self.ws.handshake_exc, InvalidMessage):
+            self._answer_bad_request(self.ws.handshake_exc)
         self._flush()
+
+    def _answer_bad_request(self, error: InvalidMessage) -> None:
+        """websockets drops a request it cannot parse without a word: say why, in one line."""
+        if self._answered_bad_request:
+            return
+        self._answered_bad_request = True
+        reason = bad_request_reason(error)
+        if reason is None or self.transport is None:
+            return  # the client went in the middle of its request: nobody to tell
+        log.info("[VideoStreamServer] refused %s: bad request (%s)", self.peer, reason)
+        response = self.ws.reject(400, "Bad request: %s\n" % reason)
+        self.transport.write(response.serialize())
 
     def _handle_request(self, request: Request) -> None:
         server = self.server
         url = urlsplit(request.path)
+        if len(request.headers.get_all("Host")) != 1:
+            # RFC 9112 §3.2: exactly one Host header, or 400; websockets leaves it to us.
+            self.ws.send_response(self.ws.reject(400, "Bad request: one Host header needed\n"))
+            return
         routes = routes_of(server.outputs)
         route = routes.get(url.path)
         if url.path != protocol.WS_PATH and route is None:
@@ -388,6 +407,24 @@ class Connection(asyncio.Protocol):
         if self.subscription is not None and status.stream_timed_out(self.subscription, now_ms):
             log.info("[VideoStreamServer] %s", status.stream_timeout_line(self.peer))
             self.close(protocol.CLOSE_POLICY_VIOLATION, "stream timeout")
+
+
+def bad_request_reason(error: BaseException) -> str | None:
+    """A short reason for a request websockets could not parse, None if it was cut short."""
+    messages = []
+    cause: BaseException | None = error.__cause__
+    while cause is not None:
+        messages.append(str(cause))
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    if any("without CRLF" in message for message in messages):
+        return "lines must end with CRLF"
+    if not messages or messages[-1].startswith("stream ends after"):
+        return None
+    reason = messages[-1]
+    if reason.startswith("connection closed while"):
+        return None
+    reason = "".join(c if " " <= c <= "~" else "?" for c in reason)
+    return reason if len(reason) <= 100 else reason[:97] + "..."
 
 
 def _token_matches(query: str, token: str) -> bool:
