@@ -82,7 +82,11 @@ class Packetizer:
             self,
             "w",
             format="rtp" if rtp else "mpegts",
-            container_options={"packetsize": str(RTP_PACKET_BYTES if rtp else TS_DATAGRAM_BYTES)},
+            # flush_packets: a frame's last datagram leaves with it, not with the next frame.
+            container_options={
+                "packetsize": str(RTP_PACKET_BYTES if rtp else TS_DATAGRAM_BYTES),
+                "flush_packets": "1",
+            },
             buffer_size=RTP_PACKET_BYTES + 100 if rtp else TS_DATAGRAM_BYTES,
         )
         self.stream = self.container.add_mux_stream(

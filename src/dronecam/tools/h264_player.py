@@ -65,6 +65,11 @@ def play(
         merged.setdefault("protocol_whitelist", "file,udp,rtp")
     with av.open(url, format=format, options=merged, timeout=timeout_s) as container:
         reception.format_name = container.format.name
+        # Frame threads make the decoder hold pictures back (a frame per thread): a ground
+        # station decodes with slice threads or none, for latency.
+        decoder = container.streams.video[0].codec_context
+        decoder.thread_type = "SLICE"
+        decoder.flags |= av.codec.context.Flags.low_delay
         tags: dict[int | None, tuple[int, int]] = {}
         for packet in container.demux(video=0):
             tag = h264_sei.read_tag(bytes(packet)) if packet.size else None
