@@ -15,6 +15,7 @@ from dronecam.core.websocket import OP_PING, OP_PONG
 from dronecam.tools.wire import RawClient, check_handshake, client_frame, handshake_request
 from support import seconds
 from support_firmware import firmware_server
+from support_hardening import MIN_FPS, Watcher
 
 
 async def _text(ws) -> dict:
@@ -306,6 +307,24 @@ async def test_requests_that_cannot_be_an_upgrade_are_answered_400_at_once():
                 assert asyncio.get_running_loop().time() - started < 1, name
             finally:
                 client.close()
+
+
+async def test_clients_stuck_mid_frame_do_not_freeze_the_others():
+    """Four clients that stop reading pin ring slots; the camera must still find one free."""
+    async with firmware_server(stream_timeout_ms=5000) as fw, Watcher(fw.url) as watcher:
+        stuck = []
+        try:
+            for _ in range(4):  # each gets stuck on a later frame, so on another slot
+                client = await RawClient.connect(fw.url, receive_buffer_bytes=4096)
+                client.stop_reading()
+                stuck.append(client)
+                await asyncio.sleep(0.15)
+            rates = [await watcher.fps(1.0) for _ in range(2)]  # well inside the 5 s timeout
+        finally:
+            for client in stuck:
+                client.close()
+    assert min(rates) >= MIN_FPS, rates
+    assert "while the camera had none free" in fw.log()
 
 
 async def test_camera_watchdog_reinitialises_a_stalled_camera():

@@ -308,11 +308,6 @@ async def test_a_client_that_never_reads_and_breaks_the_protocol_is_dropped(benc
     await bench.assert_healthy()
 
 
-def host_only(bench, why: str) -> None:
-    if not bench.target.name.startswith("host"):
-        pytest.skip("the firmware %s (field-firmware's part of issue 13)" % why)
-
-
 EMPTY_CONTINUATIONS = b"".join(client_frame(0x0, b"", fin=False) for _ in range(1000))
 
 
@@ -345,13 +340,11 @@ async def test_an_endless_fragmented_message_is_closed_and_costs_nothing(bench):
     result = await flood(bench, opening, EMPTY_CONTINUATIONS, seconds(5))
     assert result["rss_growth"] < 16 * 1024 * 1024, result
     assert result["fps"] >= MIN_FPS, result
-    if bench.target.name.startswith("host"):
-        assert result["closes"] == {(protocol.CLOSE_TOO_BIG, "message in more than 64 fragments")}
+    assert result["closes"] == {(protocol.CLOSE_TOO_BIG, "message in more than 64 fragments")}
     await bench.assert_healthy()
 
 
 async def test_a_fragmented_message_left_open_is_closed(bench):
-    host_only(bench, "does not bound how long a message stays open")
     client = await bench.connect()
     client.send(client_frame(TEXT, b"pi", fin=False))
     start = time.monotonic()
@@ -374,7 +367,6 @@ async def test_a_fragmented_message_left_open_is_closed(bench):
 
 async def test_a_flood_of_small_messages_is_closed(bench):
     """A client that reads its replies but sends pings, pongs or commands flat out."""
-    host_only(bench, "answers a reading ping flood flat out (viewers at 22 fps here)")
     for name, burst in {
         "ping frames": client_frame(PING, b"x") * 200,
         "pong frames": client_frame(0xA, b"x") * 200,

@@ -239,6 +239,10 @@ class MessageReader:
     def received(self, nbytes: int) -> None:
         self._length += nbytes
 
+    def in_message(self) -> bool:
+        """True between the first and the last fragment of a message (the I/O layer times it)."""
+        return self._message_opcode >= 0
+
     def discard(self) -> memoryview:
         """Forget everything buffered (after a WebSocketError, to drain the client): space()."""
         self._length = self._message_bytes = self._fragments = 0
@@ -308,7 +312,7 @@ class MessageReader:
                 CLOSE_TOO_BIG, "messages are at most %d bytes" % self.max_message_bytes
             )
         elif self._fragments >= MAX_FRAGMENTS:
-            raise WebSocketError(CLOSE_TOO_BIG, "messages are at most %d fragments" % MAX_FRAGMENTS)
+            raise WebSocketError(CLOSE_TOO_BIG, "message in more than %d fragments" % MAX_FRAGMENTS)
         end = offset + 4 + size
         self._payload_offset = offset + 4
         return end if length >= end else 0

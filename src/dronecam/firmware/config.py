@@ -24,6 +24,7 @@ STREAM_TIMEOUT_MS = const(5000)
 HEARTBEAT_INTERVAL_MS = const(1000)
 HANDSHAKE_TIMEOUT_MS = const(5000)
 MAX_CLIENT_MESSAGE_BYTES = const(4096)  # the contract's limit (docs/protocol.md §4)
+MAX_CLIENT_MESSAGES_PER_S = const(200)  # frames of any kind from one client, as on the host
 # Host runs only: the unix port's kernel buffers hold seconds of video, lwIP's (TCP_SND_BUF,
 # about 5.7 KB on the ESP32) a fraction of a frame; a small SO_SNDBUF mimics the device.
 SEND_BUFFER_BYTES = const(0)  # 0: leave the system default (always, on the device)

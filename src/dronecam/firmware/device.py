@@ -104,7 +104,8 @@ async def run(host, port):
         print("[Camera] %s; the watchdog keeps retrying" % error)
     server = StreamServer(feed, config.MAX_CLIENTS, config.STREAM_TIMEOUT_MS,
                           config.HEARTBEAT_INTERVAL_MS, config.HANDSHAKE_TIMEOUT_MS,
-                          config.MAX_CLIENT_MESSAGE_BYTES, ring, config.SEND_BUFFER_BYTES)
+                          config.MAX_CLIENT_MESSAGE_BYTES, ring, config.SEND_BUFFER_BYTES,
+                          config.MAX_CLIENT_MESSAGES_PER_S)
     try:
         await server.start(host, port)
     except OSError as error:

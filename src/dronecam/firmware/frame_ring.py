@@ -31,6 +31,7 @@ class FrameRing:
         capacity = MAX_HEADER_SIZE + TAG_SIZE + TELEMETRY_SIZE + max_frame_bytes
         self.frames = [SlotFrame(capacity) for _ in range(slots)]
         self.skipped = 0
+        self.on_full = None  # called when a frame is skipped: the server frees a slot
         self._next = 0
 
     def build(self, jpeg, seq, capture_us, segment=None):
@@ -42,6 +43,8 @@ class FrameRing:
                 break
         else:
             self.skipped += 1
+            if self.on_full is not None:
+                self.on_full()
             return None
         extra = len(segment) if segment is not None else 0
         header = write_frame_header(frame.message, 0, OP_BINARY, len(jpeg) + TAG_SIZE + extra)

@@ -38,6 +38,7 @@ from dronecam.core.websocket import (
     parse_request,
     request_end,
     MAX_CLIENT_HEADER_SIZE,
+    MAX_FRAGMENTS,
     MAX_REQUEST_BYTES,
 )
 
@@ -50,6 +51,10 @@ ACCEPT_RETRY_MS = const(100)
 REPORT_INTERVAL_MS = const(10000)
 _NO_DESCRIPTOR = (23, 24)  # ENFILE, EMFILE
 CLOSE_LINGER_MS = const(1000)
+# A client stuck this long writing a ring slot, when the camera finds every slot pinned, is
+# dropped: else three clients that stop reading mid-frame freeze every other one for as long
+# as the stream timeout.
+SLOT_HOLD_MS = const(300)
 REFUSED_FULL = "refused: server full"
 REFUSED_MEMORY = "refused: out of memory"
 _SOL_SOCKET = const(1)  # Linux values: the unix port's socket module does not name them
@@ -95,6 +100,9 @@ class Connection:
         self.dropped = False
         self.since_ms = ticks_ms()  # accepted at, then closing since
         self.writing_since_ms = 0
+        self.pinning_since_ms = 0  # writing a ring slot since (it cannot be reused meanwhile)
+        self.message_since_ms = 0  # a fragmented message from it open since
+        self.frames_this_tick = 0
         self.task = None
 
     def name(self):
@@ -195,10 +203,12 @@ class Connection:
             taken = subscription.take() if subscription else None
             if taken is not None:
                 taken.pins += 1
+                self.pinning_since_ms = ticks_ms() or 1
                 try:
                     await self._write(taken.message, taken.length)
                 finally:
                     taken.pins -= 1
+                    self.pinning_since_ms = 0
                 self.server.frames_sent += 1
 
     async def _write(self, buffer, length=-1):
@@ -225,7 +235,13 @@ class Connection:
                 while event is not None:
                     if self._handle(event):
                         return
+                    if self.outbox:  # let the writer send the reply: a reading client
+                        await asyncio.sleep_ms(0)  # never fills its queue in one burst
                     event = messages.next_event()
+                if messages.in_message():
+                    self.message_since_ms = self.message_since_ms or ticks_ms() or 1
+                else:
+                    self.message_since_ms = 0
                 space = messages.space()
                 count = await self._read_into(space) if len(space) else 0
                 if not count:
@@ -261,6 +277,10 @@ class Connection:
 
     def _handle(self, event):
         """Act on one client event; True when the client has closed."""
+        self.frames_this_tick += 1
+        if self.frames_this_tick > self.server.frame_budget:
+            raise WebSocketError(protocol.CLOSE_POLICY_VIOLATION,
+                                 "more than %d messages a second" % self.server.max_messages_per_s)
         opcode, data = event
         if opcode == OP_TEXT:
             self._command(data)
@@ -355,6 +375,7 @@ class Connection:
     def check_time_limits(self, now_ms):
         """Handshake, close linger and stream timeouts; called on every housekeeping tick."""
         server = self.server
+        self.frames_this_tick = 0
         if self.dropped:
             return
         if self.closing:
@@ -364,6 +385,12 @@ class Connection:
         if not self.upgraded:
             if ticks_diff(now_ms, self.since_ms) > server.handshake_timeout_ms:
                 self.drop("no handshake within %d ms" % server.handshake_timeout_ms)
+            return
+        if self.message_since_ms and (
+                ticks_diff(now_ms, self.message_since_ms) > server.handshake_timeout_ms):
+            reason = "message not finished within %d ms" % server.handshake_timeout_ms
+            log("closing %s: %s", self.name(), reason)
+            self.close(protocol.CLOSE_POLICY_VIOLATION, reason)
             return
         status = server.status
         if self.subscription is None or not status.stream_timed_out(self.subscription, now_ms):
@@ -452,10 +479,13 @@ class StreamServer:
     """Wires the feed, the hub and the listening socket; heartbeats, timeouts, stats."""
 
     def __init__(self, feed, max_clients, stream_timeout_ms, heartbeat_interval_ms,
-                 handshake_timeout_ms, max_message_bytes, ring=None, send_buffer_bytes=0):
+                 handshake_timeout_ms, max_message_bytes, ring=None, send_buffer_bytes=0,
+                 max_messages_per_s=200):
         self.feed = feed
         self.hub = feed.hub
         self.ring = ring
+        if ring is not None:
+            ring.on_full = self._ring_full
         self.status = ServerStatus(feed, max_clients, heartbeat_interval_ms, stream_timeout_ms,
                                    self._device_fields)
         self.max_clients = max_clients
@@ -463,6 +493,10 @@ class StreamServer:
         self.handshake_timeout_ms = handshake_timeout_ms
         self.max_message_bytes = max_message_bytes
         self.send_buffer_bytes = send_buffer_bytes
+        self.max_messages_per_s = max_messages_per_s
+        # Client frames allowed per housekeeping tick: a message's worth of fragments at least.
+        self.frame_budget = max(2 * MAX_FRAGMENTS,
+                                max_messages_per_s * heartbeat_interval_ms // 1000)
         self.connections = []  # every open one: in a handshake, streaming or closing
         self.reports = Reports()
         self.frames_sent = 0
@@ -546,6 +580,24 @@ class StreamServer:
         connection = Connection(self, sock, peer)
         connection.task = asyncio.create_task(connection.serve())
         self.connections.append(connection)
+
+    def _ring_full(self):
+        """The camera found every slot pinned: drop the client holding one longest, if stuck."""
+        oldest = None
+        for connection in self.connections:
+            if connection.pinning_since_ms and not connection.dropped and (
+                    oldest is None or ticks_diff(oldest.pinning_since_ms,
+                                                 connection.pinning_since_ms) > 0):
+                oldest = connection
+        if oldest is None:
+            return
+        held_ms = ticks_diff(ticks_ms(), oldest.pinning_since_ms)
+        if held_ms > SLOT_HOLD_MS:
+            try:
+                oldest.drop("held a frame slot %d ms while the camera had none free" % held_ms)
+            except MemoryError:
+                oldest.drop()
+                self.out_of_memory()
 
     async def _run_feed(self):
         while True:
