@@ -16,9 +16,14 @@ A stream output may also answer HTTP paths on the server's port with a `routes` 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..core.hub import Hub, Subscription
+from ..core.source import Feed
+from ..core.status import ServerStatus
+
+if TYPE_CHECKING:
+    from ..server.settings import ServerSettings
 
 
 class ClientOutput(Protocol):
@@ -53,3 +58,23 @@ class StreamOutput(Protocol):
 
     def status(self) -> dict:
         """Its figures for heartbeats and stats (fps, skipped, errors), under its own keys."""
+
+
+class OutputServer(Protocol):
+    """What client outputs need of the server that runs them (server/listener.py's StreamServer).
+
+    Named here so that outputs depend on this interface, not on the listener that imports them.
+    """
+
+    settings: ServerSettings
+    feed: Feed
+    hub: Hub
+    status: ServerStatus
+    connections: set[ClientOutput]
+    outputs: list[StreamOutput]
+
+    def status_for(self, camera: str | None) -> ServerStatus | None:
+        """The status (and so the hub) of the camera a client asked for; None if unknown."""
+
+    def no_camera_text(self, camera: str | None) -> str:
+        """The 404 text for a camera this server does not serve."""

@@ -9,16 +9,30 @@ path but `/ws` as before: a short non-200 answer (docs/protocol.md §1).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
 
 if TYPE_CHECKING:
-    from .websocket import Connection
+    from . import OutputServer
 
-Route = Callable[["Connection", Request], None]
+
+class HttpExchange(Protocol):
+    """The connection a request arrived on, as a route handler sees it (websocket.Connection)."""
+
+    ws: ServerProtocol
+    server: OutputServer
+    peer: str
+
+    def hand_over(self, output: asyncio.Protocol) -> None:
+        """Give the transport to another output; the connection is done."""
+
+
+Route = Callable[[HttpExchange, Request], None]
 
 
 def routes_of(outputs: Iterable[object]) -> dict[str, Route]:
@@ -40,7 +54,7 @@ def response(
     return Response(status, reason, Headers(fields), body)
 
 
-def refuse(connection: Connection, status: int, text: str) -> None:
+def refuse(connection: HttpExchange, status: int, text: str) -> None:
     """Answer a request with a short plain-text refusal (503 full, 503 no frame...) and close."""
     answer = connection.ws.reject(status, text)
     answer.headers["Cache-Control"] = "no-store"

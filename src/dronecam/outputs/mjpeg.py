@@ -20,8 +20,7 @@ from . import http
 
 if TYPE_CHECKING:
     from ..core.hub import Hub
-    from ..server.listener import StreamServer
-    from .websocket import Connection
+    from . import OutputServer
 
 log = logging.getLogger("dronecam.server")
 
@@ -73,7 +72,7 @@ class MjpegOutput:
     def status(self) -> dict:
         return {"mjpeg_clients": len(self.clients)}
 
-    def serve(self, connection: Connection, request: Request) -> None:
+    def serve(self, connection: http.HttpExchange, request: Request) -> None:
         """Route handler: take the connection over as a stream, or answer 503 when full."""
         server = connection.server
         if server.status.is_full():
@@ -91,7 +90,7 @@ class MjpegOutput:
 class MjpegClient(asyncio.Protocol):
     """One HTTP MJPEG client: its place at the hub and its write state (a ClientOutput)."""
 
-    def __init__(self, output: MjpegOutput, server: StreamServer, peer: str) -> None:
+    def __init__(self, output: MjpegOutput, server: OutputServer, peer: str) -> None:
         self.output = output
         self.server = server
         self.peer = peer
@@ -99,7 +98,7 @@ class MjpegClient(asyncio.Protocol):
         self.subscription: Subscription | None = None
         self.paused = False
 
-    # asyncio.Protocol: the transport comes from the Connection the request arrived on.
+    # asyncio.Protocol: the transport comes from the connection the request arrived on.
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast(asyncio.Transport, transport)
         # Pause once anything is left over, resume once it is all in the kernel: (0, 0) means

@@ -12,7 +12,6 @@ from . import http
 
 if TYPE_CHECKING:
     from ..core.hub import Hub
-    from .websocket import Connection
 
 log = logging.getLogger("dronecam.server")
 
@@ -37,7 +36,7 @@ class SnapshotOutput:
     def status(self) -> dict:
         return {"snapshots": self.served}
 
-    def serve(self, connection: Connection, request: Request) -> None:
+    def serve(self, connection: http.HttpExchange, request: Request) -> None:
         feed = connection.server.feed
         frame = feed.hub.latest
         # A frame from before a stall is not the camera's picture now: say so instead.

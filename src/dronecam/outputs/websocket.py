@@ -35,7 +35,7 @@ from .http import routes_of
 from .tls import TlsTransport
 
 if TYPE_CHECKING:
-    from ..server.listener import StreamServer
+    from . import OutputServer
 
 log = logging.getLogger("dronecam.server")
 
@@ -53,7 +53,7 @@ CLOSE_TIMEOUT_MS = 2000
 class Connection(asyncio.Protocol):
     """One client: its WebSocket state machine, its place at the hub and its write state."""
 
-    def __init__(self, server: StreamServer) -> None:
+    def __init__(self, server: OutputServer) -> None:
         self.server = server
         settings = server.settings
         # No Origin header means a non-browser client, which cross-site hijacking cannot be.
