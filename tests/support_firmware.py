@@ -21,6 +21,7 @@ DEVICE_FILES = {
     "boards.py",
     "ov2640.py",
     "frame_ring.py",
+    "connection.py",
     "stream_server.py",
     "dronecam/__init__.py",
     *("dronecam/core/%s" % path.name for path in CORE_DIR.glob("*.py")),

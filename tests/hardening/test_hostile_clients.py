@@ -268,9 +268,7 @@ async def test_commands_without_reading_replies_are_cut_off(bench):
         bench.target.stream_timeout_s + seconds(5),
     )
     if bench.target.name == "firmware":  # said once, not once per reply it could not queue
-        assert bench.target.firmware.log().count("reads no replies") == 1, (
-            bench.target.firmware.log()
-        )
+        assert _said_once(bench.target.firmware.log()), bench.target.firmware.log()
 
 
 # The host keeps this client for now: it reads all 200,000 pings (issue 13, host side).
@@ -293,9 +291,14 @@ async def test_empty_pings_without_reading_are_cut_off_and_said_once(bench):
     await bench.assert_healthy()
     if bench.target.name == "firmware":
         log = bench.target.firmware.log()
-        assert log.count("reads no replies") == 1, log
-        # Its queue held a few replies at most, not thousands of 2-byte pongs.
-        assert bench.watcher.heap_peak - bench.baseline_heap <= 16 * 1024
+        assert _said_once(log), log
+        # Its connection (8 KB of buffers) and a bounded queue, not thousands of 2-byte pongs.
+        assert bench.watcher.heap_peak - bench.baseline_heap <= 24 * 1024
+
+
+def _said_once(log: str) -> bool:
+    """The flooder's end is logged once: for its queue, or for its rate, not once per reply."""
+    return log.count("reads no replies") + log.count("messages a second") == 1
 
 
 async def test_a_client_that_never_reads_and_breaks_the_protocol_is_dropped(bench):

@@ -73,6 +73,7 @@ def test_deploy_makes_exactly_these_mpremote_calls():
             "boards.mpy",
             "boot.py",
             "config.py",
+            "connection.mpy",
             "device.mpy",
             "frame_ring.mpy",
             "main.py",
