@@ -78,7 +78,7 @@ class MavlinkReader:
         self.received = 0  # good messages handed on
         self.bad_crc = 0  # a start byte whose packet failed its checksum
         self.bad_length = 0  # a start byte of a known message longer than it can be
-        self.unknown = 0  # a message we do not decode, followed by a start byte: skipped whole
+        self.unknown = 0  # a header of a message we do not decode: its bytes rescanned
         self.unsupported = 0  # MAVLink 2 incompatibility flags we do not know
         self.garbage_bytes = 0  # bytes skipped looking for a start byte
         self._buffer = bytearray(2 * MAX_PACKET_BYTES)
@@ -148,19 +148,12 @@ class MavlinkReader:
                 self._start = start + 1
                 continue
             if known is None:
-                # Not ours: its checksum cannot be checked without its CRC_EXTRA. Skip it
-                # whole (the many messages we do not decode are not rescanned as garbage)
-                # only if another packet starts right after it, as in a real stream; else it
-                # is a false start byte, and skipping its length could swallow good packets
-                # again and again.
-                if end - start < total + 1:
-                    return
-                following = buffer[start + total]
-                if following == STX_V2 or following == STX_V1:
-                    self.unknown += 1
-                    self._start = start + total
-                else:
-                    self._start = start + 1
+                # Not ours: its checksum cannot be checked without its CRC_EXTRA, so its
+                # length cannot be trusted either. Skipping by it would let a false start
+                # byte swallow good packets, and on a stream that repeats, forever (found by
+                # hypothesis). Rescan from the next byte: every known packet inside is checked.
+                self.unknown += 1
+                self._start = start + 1
                 continue
             if end - start < total:
                 return
