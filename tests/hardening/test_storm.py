@@ -35,9 +35,9 @@ async def storm(url: str, behaviour: str) -> list[WireClient]:
     return [client for client in results if isinstance(client, WireClient)]
 
 
-# The host keeps refused clients that never answer the close frame (issue 13, host side):
-# firmware only until that is fixed.
-@pytest.mark.parametrize("bench", ["firmware"], indirect=True)
+# host-tls is left out: its RSS is shared here with 300 client TLS sessions in this process,
+# so a leak could not be told apart from them (the TLS suites judge it with one attacker).
+@pytest.mark.parametrize("bench", ["host", "firmware"], indirect=True)
 @pytest.mark.parametrize("behaviour", ["never_read", "half_close", "unfinished"])
 async def test_a_storm_of_300_connections_is_closed_by_the_server(bench, behaviour):
     started = time.monotonic()
@@ -47,13 +47,16 @@ async def test_a_storm_of_300_connections_is_closed_by_the_server(bench, behavio
     assert len(clients) >= STORM_CLIENTS // 2, "only %d connections opened" % len(clients)
     try:
         # Our side keeps every socket open: only the server's own limits can free its own.
+        # The firmware is a process of its own: its descriptors; the host shares this one
+        # with the storm's sockets: the connections it still holds.
+        held = "fds" if bench.target.name == "firmware" else "connections"
         now = await settle(
             bench.target.resources,
             bench.baseline,
             seconds(20),
-            lambda before, after: after["fds"] <= before["fds"],
+            lambda before, after: after[held] <= before[held],
         )
-        assert now["fds"] <= bench.baseline["fds"], (bench.baseline, now)
+        assert now[held] <= bench.baseline[held], (bench.baseline, now)
         cleared_s = time.monotonic() - started
         deadline = time.monotonic() + seconds(10)
         while bench.watcher.heartbeat.get("clients") != 1:
