@@ -319,12 +319,8 @@ async def record(
         deadline = None if duration_s is None else started + duration_s
         items = aiter(client)
         while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                reason = "duration reached"
-                break
             try:
-                item = await asyncio.wait_for(anext(items), remaining)
+                item = await _next_before(items, deadline)
             except TimeoutError:
                 reason = "duration reached"
                 break
@@ -408,12 +404,8 @@ async def record_nats(
         deadline = None if duration_s is None else time.monotonic() + duration_s
         messages = aiter(subscription.messages)
         while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                reason = "duration reached"
-                break
             try:
-                message = await asyncio.wait_for(anext(messages), remaining)
+                message = await _next_before(messages, deadline)
             except TimeoutError:
                 reason = "duration reached"
                 break
@@ -436,3 +428,11 @@ async def record_nats(
             await client.close()
     seconds = recording.last_pts / 1e6 if recording.frames else 0.0
     return RecordResult(out, recording.frames, seconds, reason)
+
+
+async def _next_before(items, deadline: float | None):
+    """The next item of an async iterator; TimeoutError once the monotonic `deadline` passes."""
+    remaining = None if deadline is None else deadline - time.monotonic()
+    if remaining is not None and remaining <= 0:
+        raise TimeoutError
+    return await asyncio.wait_for(anext(items), remaining)
