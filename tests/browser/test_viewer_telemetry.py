@@ -37,7 +37,9 @@ async def test_the_hud_shows_the_frames_telemetry_and_snapshot_is_geotagged(page
         truth = fc.truth(telemetry["timeUnixMs"] / 1000)
         north = (telemetry["lat"] - truth.lat_deg) * M_PER_DEG_LAT
         east = (telemetry["lon"] - truth.lon_deg) * M_PER_DEG_LAT * math.cos(math.radians(47.4))
-        assert math.hypot(north, east) < 1.0
+        # One telemetry period of travel (1 m at 10 m/s), with room for the stand-in's own
+        # late sends while Chromium loads the machine; accuracy proper: test_telemetry_clients.
+        assert math.hypot(north, east) < 1.5
         assert (await page.inner_text("#t-alt")).endswith(" m")
         assert "3D · 14 sat" == await page.inner_text("#t-gps")
         assert (await page.inner_text("#t-battery")).startswith("16.")
